@@ -1,0 +1,301 @@
+"""After a rule matched: guards, rendered actions, and the decision that records why.
+
+Guards run after matching because they need history and time: limits, cooldowns, groups (one winner per
+trigger), shadow mode, and for messages consent, the per-person cap and quiet hours. Every stop is recorded
+as a `blocked` decision with its reason, so `crmrules explain` can answer "why didn't this lead get it?".
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from pydantic import TypeAdapter, ValidationError
+
+from .engine.calendar import quiet_until
+from .engine.compiler import CompiledRule
+from .engine.describe import describe_leaf
+from .engine.evaluator import Context, Outcome, Trigger
+from .language import ast
+from .language.durations import format_duration
+from .models import Action, Decision, OutboxItem, STATE_ACTIONS, stable_hash
+from .templates import render, render_value
+
+_ACTION = TypeAdapter(Action)
+MESSAGE_CHANNELS_NEEDING_CONSENT = {"email", "sms", "kakao", "push"}
+KOREA_NIGHT = ast.QuietHours(dt.time(21, 0), dt.time(8, 0), "Asia/Seoul")
+
+
+@dataclass
+class Result:
+    outcome: Outcome
+    changed: set[str] = field(default_factory=set)
+
+
+def truthy(value: Any) -> bool | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("true", "yes", "y", "1", "on", "opted_in", "subscribed"):
+        return True
+    if text in ("false", "no", "n", "0", "off", "opted_out", "unsubscribed"):
+        return False
+    return None
+
+
+def display_name(props: dict[str, Any]) -> str:
+    """Korean names read family name first and without a space (김유진); others "First Last"."""
+
+    if props.get("name"):
+        return str(props["name"])
+    first = str(props.get("first_name") or props.get("firstname") or "").strip()
+    last = str(props.get("last_name") or props.get("lastname") or "").strip()
+    if first and last and all("\uac00" <= ch <= "\ud7a3" for ch in first + last):
+        return last + first
+    return " ".join(p for p in (first, last) if p)
+
+
+class Decider:
+    """Turns a match into a decision; `push_enabled=False` records actions without queueing pushes."""
+
+    def __init__(self, program: Any, custom_actions: dict[str, Any] | None = None,
+                 now_source: Callable[[], float] | None = None):
+        self.program = program
+        self.custom_actions = custom_actions or {}
+        self._packs = {p.name: p for p in program.packs}
+
+    # ------------------------------------------------------------------ the verdict
+
+    def decide(self, cr: CompiledRule, ctx: Context, trigger: Trigger, snapshot: dict[str, Any],
+               groups_won: dict[str, str]) -> Result:
+        rule = cr.rule
+        state = ctx.subject
+        facts = self.facts(cr, ctx, trigger, snapshot)
+        blocked = self._guard(cr, state, trigger.ts, groups_won)
+        if blocked:
+            return Result(Outcome(decisions=[self._decision(cr, ctx, trigger, "blocked", blocked, facts, [])]))
+        if rule.group:
+            groups_won[rule.group] = rule.id
+        actions, notes = self._actions(cr, ctx, trigger)
+        shadow = rule.mode == "shadow"
+        if not actions and notes:
+            return Result(Outcome(decisions=[self._decision(cr, ctx, trigger, "blocked", "; ".join(notes), facts, [])]))
+        outcome = "shadow" if shadow else "fired"
+        decision = self._decision(cr, ctx, trigger, outcome, "; ".join(notes), facts, [a for a, _ in actions])
+        result = Result(Outcome(decisions=[decision], changed=not shadow))
+        if shadow:
+            return result
+        state.note_fired(cr.key, trigger.ts, float(rule.limit.per) if rule.limit.per else None)
+        for i, (action, due) in enumerate(actions):
+            if action.type in STATE_ACTIONS:
+                result.changed |= self._apply(state, action, trigger.ts)
+            if action.type == "message":
+                state.messages.append(trigger.ts)
+            result.outcome.outbox.append(OutboxItem(
+                idempotency_key=stable_hash(cr.key, state.id, trigger.id, i, length=32),
+                decision_id=decision.id, rule=cr.key, entity_id=state.id, entity_kind=state.kind,  # type: ignore[arg-type]
+                identities=dict(state.identities), action=action, due_at=due,
+            ))
+        return result
+
+    def _guard(self, cr: CompiledRule, state: Any, now: float, groups_won: dict[str, str]) -> str | None:
+        rule = cr.rule
+        if rule.group and rule.group in groups_won:
+            return f"group {rule.group!r}: rule {groups_won[rule.group]!r} took this trigger (higher priority)"
+        limit = rule.limit
+        if limit.times is not None:
+            since = now - float(limit.per) if limit.per else None
+            times = state.fired_within(cr.key, since)
+            if len(times) >= limit.times:
+                last = dt.datetime.fromtimestamp(max(times), dt.timezone.utc).isoformat()
+                return f"limit {limit.text!r} reached (last fired {last})"
+        if rule.cooldown is not None:
+            recent = state.fired_within(cr.key, now - float(rule.cooldown))
+            if recent:
+                return f"cooldown {rule.cooldown.text} since {dt.datetime.fromtimestamp(max(recent), dt.timezone.utc).isoformat()}"
+        return None
+
+    # ------------------------------------------------------------------ actions
+
+    def template_context(self, cr: CompiledRule, ctx: Context, trigger: Trigger) -> dict[str, Any]:
+        def record(kind: str) -> dict[str, Any]:
+            s = ctx.state(kind)
+            if s is None:
+                return {}
+            out = dict(s.props)
+            out.update(id=s.id, tags=list(s.tags), score=s.score)
+            out.setdefault("name", display_name(s.props))
+            return out
+
+        pack = self._packs[cr.rule.pack]
+        return {
+            "lead": record("lead"), "account": record("account"), "deal": record("deal"),
+            "event": dict(trigger.props, type=trigger.etype,
+                          occurred_at=dt.datetime.fromtimestamp(trigger.ts, dt.timezone.utc).isoformat()),
+            "rule": {"id": cr.rule.id, "description": cr.rule.description},
+            "vars": dict(pack.variables),
+        }
+
+    def _actions(self, cr: CompiledRule, ctx: Context, trigger: Trigger) -> tuple[list[tuple[Any, float]], list[str]]:
+        context = self.template_context(cr, ctx, trigger)
+        pack = self._packs[cr.rule.pack]
+        out: list[tuple[Any, float]] = []
+        notes: list[str] = []
+        for spec in cr.rule.then:
+            try:
+                actions = self._build(spec, context, pack, ctx)
+            except Exception as exc:  # a template that fails on this lead's data: record, do not crash
+                notes.append(f"{spec.path}: could not render: {exc}")
+                continue
+            for action in actions:
+                due = trigger.ts + float(spec.after or 0)
+                if action.type == "message":
+                    due, why = self._message_guards(action, ctx.subject, pack, due)
+                    if why:
+                        notes.append(why)
+                        continue
+                out.append((action, due))
+        return out, notes
+
+    def _build(self, spec: ast.ActionSpec, context: dict[str, Any], pack: ast.Pack, ctx: Context) -> list[Any]:
+        f = spec.fields
+        after = float(spec.after) if spec.after else None
+        if spec.kind == "score":
+            return [_ACTION.validate_python({"type": "score", "points": f["points"]})]
+        if spec.kind in ("tag", "untag"):
+            return [_ACTION.validate_python({"type": spec.kind, "tag": render(t, context)}) for t in f["tags"]]
+        if spec.kind == "set":
+            return [_ACTION.validate_python({"type": "set", "properties": render_value(f["properties"], context)})]
+        if spec.kind == "task":
+            return [_ACTION.validate_python({
+                "type": "task", "title": render(str(f["title"]), context), "body": render(str(f.get("body", "")), context),
+                "due_in": f.get("due"), "owner": render(str(f["owner"]), context) if f.get("owner") else None,
+                "priority": f.get("priority", "medium"), "after": after,
+            })]
+        if spec.kind == "message":
+            lead = ctx.state("lead")
+            locale = str(f.get("locale") or (lead.props.get("locale") or lead.props.get("language") if lead else None)
+                         or pack.default_locale)
+            subject, body = render(str(f.get("subject", "")), context), render(str(f.get("body", "")), context)
+            if f.get("template"):
+                template = pack.templates.get((f["template"], locale)) or pack.templates.get((f["template"], pack.default_locale))
+                if template is None:
+                    template = next(t for (name, _), t in sorted(pack.templates.items()) if name == f["template"])
+                subject = render(template.subject, context) if template.subject else subject
+                body = render(template.body, context)
+            advertising = bool(f.get("advertising", False))
+            if advertising and locale.startswith("ko") and not subject.startswith("(광고)"):
+                subject = f"(광고) {subject}".strip()  # Korean Network Act art. 50: ads are labelled
+            return [_ACTION.validate_python({
+                "type": "message", "channel": str(f.get("channel", "email")), "template": f.get("template"),
+                "subject": subject, "body": body, "advertising": advertising, "locale": locale, "after": after,
+            })]
+        if spec.kind == "webhook":
+            return [_ACTION.validate_python({"type": "webhook", "url": render(str(f["url"]), context),
+                                             "payload": render_value(f.get("payload", {}), context), "after": after})]
+        params = render_value(f, context)
+        model = self.custom_actions.get(spec.kind)
+        if model is not None:
+            params = model.model_validate(params).model_dump(mode="json")
+        return [_ACTION.validate_python({"type": "custom", "name": spec.kind, "params": params, "after": after})]
+
+    def _message_guards(self, action: Any, state: Any, pack: ast.Pack, due: float) -> tuple[float, str | None]:
+        props = state.props
+        if action.channel in MESSAGE_CHANNELS_NEEDING_CONSENT:
+            if truthy(props.get("unsubscribed")) or truthy(props.get(f"{action.channel}_unsubscribed")):
+                return due, f"consent: lead unsubscribed, {action.channel} message not sent"
+            opt_in = truthy(props.get(f"{action.channel}_opt_in"))
+            if opt_in is False:
+                return due, f"consent: {action.channel}_opt_in is false, message not sent"
+            if action.advertising and opt_in is None:
+                return due, f"consent: {action.channel}_opt_in unknown, advertising message not sent"
+        policy = pack.messages
+        if policy.max_per_person is not None:
+            since = due - float(policy.per)
+            sent = [t for t in state.messages if t > since]
+            if len(sent) >= policy.max_per_person:
+                return due, f"message cap {policy.max_per_person} per {format_duration(float(policy.per))} reached"
+        timezone = props.get("timezone") or props.get("time_zone")
+        if policy.quiet_hours is not None:
+            until = quiet_until(due, policy.quiet_hours, timezone)
+            if until is not None:
+                due = until
+        korean = (action.locale or "").startswith("ko") or str(props.get("country", "")).upper() in ("KR", "KOREA", "대한민국")
+        if action.advertising and korean and not truthy(props.get("night_ad_opt_in")):
+            until = quiet_until(due, KOREA_NIGHT)
+            if until is not None:
+                due = until
+        return due, None
+
+    def _apply(self, state: Any, action: Any, now: float) -> set[str]:
+        if action.type == "score":
+            state.add_score(action.points, now)
+            return {"score"}
+        if action.type == "tag":
+            if action.tag not in state.tags:
+                state.tags.append(action.tag)
+                return {"tags"}
+            return set()
+        if action.type == "untag":
+            if action.tag in state.tags:
+                state.tags.remove(action.tag)
+                return {"tags"}
+            return set()
+        changed = set()
+        for name, value in action.properties.items():
+            if state.props.get(name) != value:
+                state.props[name] = value
+                state.prop_ts[name] = now
+                changed.add(name)
+        return changed
+
+    # ------------------------------------------------------------------ records
+
+    def facts(self, cr: CompiledRule, ctx: Context, trigger: Trigger, snapshot: dict[str, Any]) -> dict[str, Any]:
+        """Each condition part with the value that satisfied it, in words."""
+
+        from .engine.evaluator import Evaluator  # noqa: F401 - typing only
+
+        out: dict[str, Any] = {}
+        for leaf in cr.leaves:
+            out[describe_leaf(leaf)] = self._leaf_value(leaf, ctx, trigger, snapshot)
+        return out
+
+    def _leaf_value(self, leaf: Any, ctx: Context, trigger: Trigger, snapshot: dict[str, Any]) -> Any:
+        if isinstance(leaf, ast.Props):
+            s = ctx.state(leaf.scope)
+            view = s.view() if s else {}
+            return {c.name: view.get(c.name) for c in leaf.checks}
+        if isinstance(leaf, ast.EventIs):
+            return trigger.etype
+        for name, slot in self.program.slots.items():
+            if slot.node is leaf:
+                return snapshot.get(name)
+        return None
+
+    def _decision(self, cr: CompiledRule, ctx: Context, trigger: Trigger, outcome: str, reason: str,
+                  facts: dict[str, Any], actions: list[Any]) -> Decision:
+        event_ids = [trigger.id] if trigger.kind == "event" else [str(trigger.payload.get("anchor_id", ""))] if trigger.payload.get("anchor_id") else []
+        return Decision(
+            id=stable_hash("decision", cr.key, ctx.subject.id, trigger.id, length=24), rule=cr.rule.id,
+            pack=cr.rule.pack, rule_version=cr.rule.version, entity_id=ctx.subject.id,
+            entity_kind=ctx.subject.kind, trigger=trigger.id, event_ids=event_ids, at=trigger.ts,  # type: ignore[arg-type]
+            outcome=outcome, reason=reason, facts=_jsonable(facts), actions=actions,  # type: ignore[arg-type]
+        )
+
+    def goal_decision(self, cr: CompiledRule, ctx: Context, trigger: Trigger) -> Decision:
+        return self._decision(cr, ctx, trigger, "blocked", "goal reached: pending reminders and delayed actions cancelled",
+                              {}, [])
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value

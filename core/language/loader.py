@@ -1,0 +1,66 @@
+"""Finding packs on disk: a pack is a folder with pack.yaml (plus templates/ and tests/) or one .yaml file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Iterable
+
+from . import ast
+from .errors import PackError, RuleError
+from .parser import parse_pack_text
+
+
+def pack_files(paths: Iterable[str | Path]) -> list[Path]:
+    """Every pack file under the given paths, in a stable order; tests/ folders are not packs."""
+
+    found: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_file():
+            found.append(path)
+        elif (path / "pack.yaml").is_file():
+            found.append(path / "pack.yaml")
+        elif path.is_dir():
+            for child in sorted(path.iterdir()):
+                if child.name in ("tests", "templates") or child.name.startswith("."):
+                    continue
+                if child.is_dir() or child.suffix in (".yaml", ".yml"):
+                    found.extend(pack_files([child]))
+        else:
+            raise FileNotFoundError(f"{path}: no such file or folder")
+    return found
+
+
+def load_pack(file: str | Path, overrides: dict[str, Any] | None = None,
+              action_types: dict[str, Any] | None = None) -> ast.Pack:
+    file = Path(file)
+    pack_dir = file.parent if file.name == "pack.yaml" else None
+    try:
+        text = file.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise PackError([RuleError(str(file), 1, 1, "", f"not UTF-8 text: {exc}")]) from None
+    return parse_pack_text(text, str(file), pack_dir, overrides, action_types)
+
+
+def load_packs(paths: Iterable[str | Path], overrides: dict[str, dict[str, Any]] | None = None,
+               action_types: dict[str, Any] | None = None) -> list[ast.Pack]:
+    """Load every pack; raise one PackError with the errors of all of them."""
+
+    packs: list[ast.Pack] = []
+    errors: list[RuleError] = []
+    for file in pack_files(paths):
+        try:
+            pack = load_pack(file, None, action_types)
+            if overrides and pack.name in overrides:
+                pack = load_pack(file, overrides[pack.name], action_types)
+            packs.append(pack)
+        except PackError as exc:
+            errors.extend(exc.errors)
+    names: dict[str, str] = {}
+    for pack in packs:
+        if pack.name in names:
+            errors.append(RuleError(pack.path, 1, 1, "pack", f"pack name {pack.name!r} is also used by {names[pack.name]}"))
+        names[pack.name] = pack.path
+    if errors:
+        raise PackError(errors)
+    return packs

@@ -1,0 +1,241 @@
+"""The data path in one place: event in → identity → inbox → engine → decisions → outbox.
+
+`Pipeline.ingest` only writes the inbox (what the receiver calls before it answers). `process_pending`
+drains the inbox; each event's evaluation commits in one transaction with the inbox row marked done, so a
+crash between events loses nothing and redoes nothing. Timers (absence, delays, relative dates) fire when the
+clock passes them: event time during a replay, wall-clock time when live.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable
+
+from . import identity
+from .decisions import Decider
+from .engine.compiler import Program, compile_packs
+from .engine.evaluator import Context, Evaluator, Outcome, Trigger
+from .engine.matchers import make_matcher
+from .engine.state import EntityState
+from .language import ast
+from .models import MERGE, RECORD_UPDATE, EntityRef, Event
+
+log = logging.getLogger("crmrules.pipeline")
+
+
+class Clock:
+    """Wall-clock time; tests and replays use `ManualClock`."""
+
+    def now(self) -> float:
+        return time.time()
+
+
+class ManualClock(Clock):
+    def __init__(self, start: float = 0.0):
+        self.t = start
+
+    def now(self) -> float:
+        return self.t
+
+    def set(self, t: float) -> None:
+        self.t = t
+
+
+@dataclass
+class Stats:
+    events: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    timers: int = 0
+    decisions: dict[str, int] = field(default_factory=dict)
+    actions: dict[str, int] = field(default_factory=dict)
+
+
+class Pipeline:
+    def __init__(self, store: Any, packs: list[ast.Pack], matcher: str = "durable", clock: Clock | None = None,
+                 custom_actions: dict[str, Any] | None = None):
+        self.store = store
+        self.clock = clock or Clock()
+        self.stats = Stats()
+        self.custom_actions = custom_actions or {}
+        self.load(packs, matcher)
+
+    def load(self, packs: list[ast.Pack], matcher: str = "durable") -> None:
+        """Swap in new packs; only called with packs that already passed `check`."""
+
+        program = compile_packs(packs)
+        self.program: Program = program
+        self.decider = Decider(program, self.custom_actions)
+        self.evaluator = Evaluator(program, make_matcher(program, matcher), self.decider)
+
+    # ------------------------------------------------------------------ ingest
+
+    def ingest(self, events: list[Event]) -> list[bool]:
+        accepted = self.store.accept_many(events)
+        self.stats.duplicates += accepted.count(False)
+        return accepted
+
+    # ------------------------------------------------------------------ processing
+
+    def process_pending(self, batch: int = 200, order: str = "arrival", advance_timers: bool = False,
+                        progress: Callable[[int], None] | None = None) -> int:
+        """Evaluate accepted events; `advance_timers` fires timers up to each event's time (replay)."""
+
+        done = 0
+        while True:
+            items = self.store.pending(batch, order)
+            if not items:
+                return done
+            with self.store.transaction():
+                for seq, event in items:
+                    if advance_timers:
+                        self.advance(event.ts())
+                    self._process(event)
+                    self.store.finish(seq)
+            done += len(items)
+            if progress:
+                progress(len(items))
+
+    def advance(self, until: float) -> int:
+        """Fire every timer due at or before `until`, in due order; returns how many fired."""
+
+        fired = 0
+        while True:
+            due = self.store.due_timers(until)
+            if not due:
+                return fired
+            with self.store.transaction():
+                for row in due:
+                    self.store.delete_timer(row["entity_id"], row["rule_key"], row["key"])
+                    self._fire_timer(row)
+                    fired += 1
+            self.stats.timers += len(due)
+
+    def _fire_timer(self, row: dict[str, Any]) -> None:
+        entity_id = self.store.resolve_alias(row["entity_id"])
+        state = self._load(entity_id)
+        if state is None:
+            return
+        trigger = Trigger("timer", f"timer:{row['rule_key']}:{row['key']}:{row['due_at']:.3f}", row["due_at"],
+                          rule_key=row["rule_key"], leaf=row["leaf"], payload=row["payload"])
+        outcome = self.evaluator.on_timer(self._context(state), trigger)
+        self._save(state, outcome)
+
+    def _process(self, event: Event) -> None:
+        ts = event.ts()
+        subject_id, _new = identity.resolve(self.store, event.subject, ts, self._merge_states)
+        state = self._load(subject_id) or EntityState(subject_id, event.subject.kind)
+        state.identities.update(dict(identity.normalise(event.subject)))
+        state.seen(ts)
+        for ref in event.related:
+            related_id, is_new = identity.resolve(self.store, ref, ts, self._merge_states)
+            state.links[ref.kind] = related_id
+            if is_new:
+                stub = EntityState(related_id, ref.kind)
+                stub.identities.update(dict(identity.normalise(ref)))
+                self.store.save_entity(related_id, ref.kind, stub.to_json())
+        changed: set[str] = set()
+        if event.type == RECORD_UPDATE:
+            changed = state.apply_properties(event.properties, ts)
+        elif event.type == MERGE and event.properties.get("merged_ids"):
+            other = EntityRef(kind=event.subject.kind, ids=event.properties["merged_ids"])
+            merged_id, _ = identity.resolve(self.store, other, ts, self._merge_states)
+            if merged_id != subject_id:
+                self._merge_states(merged_id, subject_id, into=state)
+                self.store.merge_entities(merged_id, subject_id, ts)
+        state.record(self.program, event.type, ts, event.id, event.properties)
+        state.update_ever(self.program, event.type, ts, event.properties)
+        trigger = Trigger("event", event.id, ts, event.type, event.properties)
+        outcome = self.evaluator.on_event(self._context(state), trigger, changed)
+        self._save(state, outcome)
+        self.stats.events += 1
+
+    # ------------------------------------------------------------------ state
+
+    def _load(self, entity_id: str) -> EntityState | None:
+        data = self.store.load_entity(entity_id)
+        return EntityState.from_json(data) if data else None
+
+    def _context(self, state: EntityState) -> Context:
+        related = {}
+        for kind, rid in state.links.items():
+            other = self._load(self.store.resolve_alias(rid))
+            if other is not None:
+                related[kind] = other
+        return Context(state, related)
+
+    def _merge_states(self, from_id: str, into_id: str, into: EntityState | None = None) -> None:
+        src = self._load(from_id)
+        dst = into or self._load(into_id)
+        if src is None or dst is None:
+            return
+        merge_into(dst, src)
+        if into is None:
+            self.store.save_entity(into_id, dst.kind, dst.to_json())
+
+    def _save(self, state: EntityState, outcome: Outcome) -> None:
+        self.store.save_entity(state.id, state.kind, state.to_json())
+        for entity_id, rule_key in outcome.cancel_timers:
+            self.store.cancel_timers(entity_id, rule_key)
+        for entity_id, rule_key, after in outcome.cancel_outbox:
+            self.store.cancel_pending(entity_id, rule_key, after)
+        if outcome.timers:
+            self.store.upsert_timers(outcome.timers)
+        if outcome.decisions or outcome.outbox:
+            self.store.record(outcome.decisions, outcome.outbox)
+        for d in outcome.decisions:
+            self.stats.decisions[d.outcome] = self.stats.decisions.get(d.outcome, 0) + 1
+        for item in outcome.outbox:
+            name = item.action.type if item.action.type != "custom" else item.action.name  # type: ignore[union-attr]
+            self.stats.actions[name] = self.stats.actions.get(name, 0) + 1
+
+    # ------------------------------------------------------------------ replay
+
+    def replay(self, events: Iterable[Event], until: float | None = None,
+               progress: Callable[[int], None] | None = None) -> Stats:
+        """Accept and evaluate events in event-time order, firing timers as event time passes them."""
+
+        batch: list[Event] = []
+        for event in events:
+            batch.append(event)
+            if len(batch) >= 1000:
+                self.ingest(batch)
+                batch = []
+        if batch:
+            self.ingest(batch)
+        self.process_pending(order="event_time", advance_timers=True, progress=progress)
+        if until is not None:
+            self.advance(until)
+        return self.stats
+
+
+def merge_into(dst: EntityState, src: EntityState) -> None:
+    """Two records turned out to be one person: keep the newest value of each field and all history."""
+
+    for name, value in src.props.items():
+        if src.prop_ts.get(name, 0) >= dst.prop_ts.get(name, float("-inf")) or name not in dst.props:
+            dst.props[name] = value
+            dst.prop_ts[name] = src.prop_ts.get(name, 0)
+    dst.tags += [t for t in src.tags if t not in dst.tags]
+    dst.score = round(dst.score + src.score, 4)
+    if src.score_activity is not None:
+        dst.score_activity = max(dst.score_activity or src.score_activity, src.score_activity)
+    for etype, rows in src.history.items():
+        have = {r[1] for r in dst.history.get(etype, [])}
+        dst.history[etype] = sorted(dst.history.get(etype, []) + [r for r in rows if r[1] not in have],
+                                    key=lambda r: r[0])
+    for key, (count, total, first, last) in src.ever.items():
+        c, t, f, la = dst.ever.get(key, [0, 0.0, first, last])
+        dst.ever[key] = [c + count, t + total, min(f, first), max(la, last)]
+    for rule, times in src.fired.items():
+        dst.fired[rule] = sorted(set(dst.fired.get(rule, []) + times))
+    dst.messages = sorted(dst.messages + src.messages)
+    for k, v in src.links.items():
+        dst.links.setdefault(k, v)
+    for k, v in src.identities.items():
+        dst.identities.setdefault(k, v)
+    for attr, pick in (("first_seen", min), ("last_seen", max)):
+        values = [v for v in (getattr(dst, attr), getattr(src, attr)) if v is not None]
+        setattr(dst, attr, pick(values) if values else None)

@@ -1,0 +1,401 @@
+"""The embedded store: one SQLite file in WAL mode holding the inbox, entities, timers, decisions and outbox.
+
+Why SQLite: a sidecar needs durability with no server to run. Every evaluation's writes (state, decisions,
+outbox rows, timers and the inbox row's status) commit in one transaction, so a crash leaves either all of an
+event's effects or none, and the unique keys (inbox source+key, outbox idempotency key) make redelivery and
+replay harmless. One connection per thread; writers serialise on SQLite's lock (busy_timeout).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+import uuid
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+from ..models import Decision, Event, OutboxItem
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS inbox (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  source TEXT NOT NULL, key TEXT NOT NULL,
+  received_at REAL NOT NULL, occurred_at REAL NOT NULL,
+  payload TEXT NOT NULL,
+  status TEXT NOT NULL DEFAULT 'pending',  -- pending | done | rejected
+  error TEXT,
+  UNIQUE (source, key)
+);
+CREATE INDEX IF NOT EXISTS inbox_pending ON inbox (status, seq);
+CREATE TABLE IF NOT EXISTS identities (
+  entity_kind TEXT NOT NULL, id_kind TEXT NOT NULL, value TEXT NOT NULL, entity_id TEXT NOT NULL,
+  PRIMARY KEY (entity_kind, id_kind, value)
+);
+CREATE INDEX IF NOT EXISTS identities_entity ON identities (entity_id);
+CREATE TABLE IF NOT EXISTS entities (
+  id TEXT PRIMARY KEY, kind TEXT NOT NULL, state TEXT NOT NULL,
+  version INTEGER NOT NULL DEFAULT 0, created_seq INTEGER NOT NULL, updated_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS merges (from_id TEXT PRIMARY KEY, into_id TEXT NOT NULL, at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS timers (
+  entity_id TEXT NOT NULL, rule_key TEXT NOT NULL, key TEXT NOT NULL,
+  due_at REAL NOT NULL, leaf TEXT NOT NULL DEFAULT '', payload TEXT NOT NULL DEFAULT '{}',
+  PRIMARY KEY (entity_id, rule_key, key)
+);
+CREATE INDEX IF NOT EXISTS timers_due ON timers (due_at);
+CREATE TABLE IF NOT EXISTS decisions (
+  id TEXT PRIMARY KEY, rule TEXT NOT NULL, pack TEXT NOT NULL, rule_version TEXT NOT NULL,
+  entity_id TEXT NOT NULL, entity_kind TEXT NOT NULL, trigger TEXT NOT NULL, at REAL NOT NULL,
+  outcome TEXT NOT NULL, reason TEXT NOT NULL, body TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS decisions_entity ON decisions (entity_id, at);
+CREATE TABLE IF NOT EXISTS outbox (
+  key TEXT PRIMARY KEY, decision_id TEXT NOT NULL, rule TEXT NOT NULL, entity_id TEXT NOT NULL,
+  action_type TEXT NOT NULL, body TEXT NOT NULL, due_at REAL NOT NULL,
+  status TEXT NOT NULL DEFAULT 'pending',  -- pending | sending | sent | dead | cancelled
+  attempts INTEGER NOT NULL DEFAULT 0, next_at REAL NOT NULL, last_error TEXT,
+  created_at REAL NOT NULL, sent_at REAL, result TEXT
+);
+CREATE INDEX IF NOT EXISTS outbox_due ON outbox (status, next_at);
+CREATE INDEX IF NOT EXISTS outbox_entity ON outbox (entity_id, rule);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+
+class StoreUnavailable(Exception):
+    """The store cannot take writes (disk full, read-only file): callers answer 503 and keep nothing half-done."""
+
+
+class SQLiteStore:
+    def __init__(self, path: str | Path):
+        self.path = str(path)
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        self._all: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        self._conn().executescript(SCHEMA)  # executescript commits by itself
+
+    # ------------------------------------------------------------------ connections and transactions
+
+    def _conn(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA busy_timeout=30000")
+            conn.row_factory = sqlite3.Row
+            self._local.conn = conn
+            self._local.depth = 0
+            with self._lock:
+                self._all.append(conn)
+        return conn
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """Nested calls join the outer transaction; the outermost commits or rolls back."""
+
+        conn = self._conn()
+        if self._local.depth:
+            self._local.depth += 1
+            try:
+                yield conn
+            finally:
+                self._local.depth -= 1
+            return
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            raise StoreUnavailable(str(exc)) from exc
+        self._local.depth = 1
+        try:
+            yield conn
+        except BaseException:
+            self._local.depth = 0
+            try:
+                conn.execute("ROLLBACK")
+            except sqlite3.OperationalError:
+                pass
+            raise
+        self._local.depth = 0
+        try:
+            conn.execute("COMMIT")
+        except sqlite3.OperationalError as exc:
+            try:
+                conn.execute("ROLLBACK")
+            except sqlite3.OperationalError:
+                pass
+            raise StoreUnavailable(str(exc)) from exc
+
+    def close(self) -> None:
+        with self._lock:
+            for conn in self._all:
+                try:
+                    conn.close()
+                except sqlite3.ProgrammingError:
+                    pass
+            self._all.clear()
+        self._local = threading.local()
+
+    # ------------------------------------------------------------------ inbox
+
+    def accept(self, event: Event, received_at: float | None = None) -> bool:
+        """Durably accept an event; False when (source, id) was accepted before."""
+
+        return self.accept_many([event], received_at)[0]
+
+    def accept_many(self, events: list[Event], received_at: float | None = None) -> list[bool]:
+        now = received_at if received_at is not None else time.time()
+        results = []
+        try:
+            with self.transaction() as db:
+                for event in events:
+                    cur = db.execute(
+                        "INSERT OR IGNORE INTO inbox (source, key, received_at, occurred_at, payload) VALUES (?,?,?,?,?)",
+                        (event.source, event.id, now, event.ts(), event.model_dump_json()),
+                    )
+                    results.append(cur.rowcount == 1)
+        except sqlite3.OperationalError as exc:  # disk full, read-only
+            raise StoreUnavailable(str(exc)) from exc
+        return results
+
+    def pending(self, limit: int = 100, order: str = "arrival") -> list[tuple[int, Event]]:
+        sort = "occurred_at, seq" if order == "event_time" else "seq"
+        rows = self._conn().execute(
+            f"SELECT seq, payload FROM inbox WHERE status='pending' ORDER BY {sort} LIMIT ?", (limit,)
+        ).fetchall()
+        return [(r["seq"], Event.model_validate_json(r["payload"])) for r in rows]
+
+    def finish(self, seq: int, status: str = "done", error: str | None = None) -> None:
+        with self.transaction() as db:
+            db.execute("UPDATE inbox SET status=?, error=? WHERE seq=?", (status, error, seq))
+
+    def inbox_counts(self) -> dict[str, int]:
+        rows = self._conn().execute("SELECT status, count(*) AS n FROM inbox GROUP BY status").fetchall()
+        return {r["status"]: r["n"] for r in rows}
+
+    def events_of(self, entity_id: str) -> list[Event]:
+        """Every accepted event about this entity (or a record merged into it), in event time."""
+
+        ids = [entity_id] + [r[0] for r in self._conn().execute("SELECT from_id FROM merges WHERE into_id=?", (entity_id,))]
+        keys = self._conn().execute(
+            f"SELECT id_kind, value, entity_kind FROM identities WHERE entity_id IN ({','.join('?' * len(ids))})", ids
+        ).fetchall()
+        wanted = {(k["entity_kind"], k["id_kind"], k["value"]) for k in keys}
+        out = []
+        for row in self._conn().execute("SELECT payload FROM inbox WHERE status='done' ORDER BY occurred_at, seq"):
+            event = Event.model_validate_json(row["payload"])
+            refs = [event.subject, *event.related]
+            if any((ref.kind, k, v.lower() if k == "email" else v) in wanted for ref in refs for k, v in ref.ids.items()):
+                out.append(event)
+        return out
+
+    # ------------------------------------------------------------------ identities and entities
+
+    def lookup(self, entity_kind: str, pairs: list[tuple[str, str]]) -> dict[tuple[str, str], str]:
+        db = self._conn()
+        found = {}
+        for id_kind, value in pairs:
+            row = db.execute("SELECT entity_id FROM identities WHERE entity_kind=? AND id_kind=? AND value=?",
+                             (entity_kind, id_kind, value)).fetchone()
+            if row:
+                found[(id_kind, value)] = row["entity_id"]
+        return found
+
+    def link(self, entity_kind: str, pairs: list[tuple[str, str]], entity_id: str) -> None:
+        with self.transaction() as db:
+            db.executemany("INSERT OR REPLACE INTO identities (entity_kind, id_kind, value, entity_id) VALUES (?,?,?,?)",
+                           [(entity_kind, k, v, entity_id) for k, v in pairs])
+
+    def new_entity_id(self, kind: str) -> str:
+        return f"{kind[0]}_{uuid.uuid4().hex[:16]}"
+
+    def load_entity(self, entity_id: str) -> dict[str, Any] | None:
+        row = self._conn().execute("SELECT state FROM entities WHERE id=?", (entity_id,)).fetchone()
+        return json.loads(row["state"]) if row else None
+
+    def save_entity(self, entity_id: str, kind: str, state: dict[str, Any]) -> None:
+        with self.transaction() as db:
+            blob = json.dumps(state, ensure_ascii=False, separators=(",", ":"))
+            db.execute(
+                "INSERT INTO entities (id, kind, state, version, created_seq, updated_at) VALUES (?,?,?,1,"
+                "(SELECT coalesce(max(created_seq), 0) + 1 FROM entities),?) "
+                "ON CONFLICT(id) DO UPDATE SET state=excluded.state, version=version+1, updated_at=excluded.updated_at",
+                (entity_id, kind, blob, time.time()),
+            )
+
+    def entity_created_seq(self, entity_id: str) -> int:
+        row = self._conn().execute("SELECT created_seq FROM entities WHERE id=?", (entity_id,)).fetchone()
+        return row["created_seq"] if row else 1 << 62
+
+    def merge_entities(self, from_id: str, into_id: str, at: float) -> None:
+        """Point everything of `from_id` at `into_id`; the caller merges the states."""
+
+        with self.transaction() as db:
+            db.execute("UPDATE identities SET entity_id=? WHERE entity_id=?", (into_id, from_id))
+            db.execute("UPDATE OR IGNORE timers SET entity_id=? WHERE entity_id=?", (into_id, from_id))
+            db.execute("DELETE FROM timers WHERE entity_id=?", (from_id,))
+            db.execute("UPDATE decisions SET entity_id=? WHERE entity_id=?", (into_id, from_id))
+            db.execute("UPDATE outbox SET entity_id=? WHERE entity_id=?", (into_id, from_id))
+            db.execute("DELETE FROM entities WHERE id=?", (from_id,))
+            db.execute("UPDATE merges SET into_id=? WHERE into_id=?", (into_id, from_id))
+            db.execute("INSERT OR REPLACE INTO merges (from_id, into_id, at) VALUES (?,?,?)", (from_id, into_id, at))
+
+    def resolve_alias(self, entity_id: str) -> str:
+        row = self._conn().execute("SELECT into_id FROM merges WHERE from_id=?", (entity_id,)).fetchone()
+        return row["into_id"] if row else entity_id
+
+    def entities(self, kind: str | None = None) -> list[tuple[str, str, dict[str, Any]]]:
+        sql = "SELECT id, kind, state FROM entities" + (" WHERE kind=?" if kind else "") + " ORDER BY created_seq"
+        return [(r["id"], r["kind"], json.loads(r["state"])) for r in self._conn().execute(sql, (kind,) if kind else ())]
+
+    def find_entity(self, text: str) -> str | None:
+        """An entity by its id or any identity value (email, CRM id), or by its name property."""
+
+        db = self._conn()
+        row = db.execute("SELECT id FROM entities WHERE id=?", (text,)).fetchone()
+        if row:
+            return row["id"]
+        row = db.execute("SELECT entity_id FROM identities WHERE value=? OR value=?", (text, text.lower())).fetchone()
+        if row:
+            return row["entity_id"]
+        for entity_id, _kind, state in self.entities():
+            props = state.get("props", {})
+            from ..decisions import display_name
+
+            if text in (props.get("name"), display_name(props)):
+                return entity_id
+        return None
+
+    # ------------------------------------------------------------------ timers
+
+    def upsert_timers(self, timers: list[Any]) -> None:
+        with self.transaction() as db:
+            db.executemany(
+                "INSERT INTO timers (entity_id, rule_key, key, due_at, leaf, payload) VALUES (?,?,?,?,?,?) "
+                "ON CONFLICT(entity_id, rule_key, key) DO UPDATE SET due_at=excluded.due_at, leaf=excluded.leaf, "
+                "payload=excluded.payload",
+                [(t.entity_id, t.rule_key, t.key, t.due_at, t.leaf, json.dumps(t.payload, ensure_ascii=False))
+                 for t in timers],
+            )
+
+    def due_timers(self, until: float, limit: int = 500) -> list[dict[str, Any]]:
+        rows = self._conn().execute(
+            "SELECT entity_id, rule_key, key, due_at, leaf, payload FROM timers WHERE due_at <= ? "
+            "ORDER BY due_at, entity_id, rule_key, key LIMIT ?", (until, limit)).fetchall()
+        return [dict(r, payload=json.loads(r["payload"])) for r in rows]
+
+    def next_timer_at(self) -> float | None:
+        row = self._conn().execute("SELECT min(due_at) AS t FROM timers").fetchone()
+        return row["t"]
+
+    def delete_timer(self, entity_id: str, rule_key: str, key: str) -> None:
+        with self.transaction() as db:
+            db.execute("DELETE FROM timers WHERE entity_id=? AND rule_key=? AND key=?", (entity_id, rule_key, key))
+
+    def cancel_timers(self, entity_id: str, rule_key: str) -> None:
+        with self.transaction() as db:
+            db.execute("DELETE FROM timers WHERE entity_id=? AND rule_key=?", (entity_id, rule_key))
+
+    def timers_of(self, entity_id: str) -> list[dict[str, Any]]:
+        rows = self._conn().execute("SELECT rule_key, key, due_at FROM timers WHERE entity_id=? ORDER BY due_at",
+                                    (entity_id,)).fetchall()
+        return [dict(r) for r in rows]
+
+    # ------------------------------------------------------------------ decisions and outbox
+
+    def record(self, decisions: list[Decision], items: list[OutboxItem]) -> int:
+        """Store decisions and queue their actions; returns how many outbox rows were new."""
+
+        now = time.time()
+        with self.transaction() as db:
+            db.executemany(
+                "INSERT OR IGNORE INTO decisions (id, rule, pack, rule_version, entity_id, entity_kind, trigger, at, "
+                "outcome, reason, body) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                [(d.id, d.rule, d.pack, d.rule_version, d.entity_id, d.entity_kind, d.trigger, d.at, d.outcome,
+                  d.reason, d.model_dump_json()) for d in decisions],
+            )
+            new = 0
+            for item in items:
+                cur = db.execute(
+                    "INSERT OR IGNORE INTO outbox (key, decision_id, rule, entity_id, action_type, body, due_at, "
+                    "next_at, created_at) VALUES (?,?,?,?,?,?,?,?,?)",
+                    (item.idempotency_key, item.decision_id, item.rule, item.entity_id, item.action.type,
+                     item.model_dump_json(), item.due_at, item.due_at, now),
+                )
+                new += cur.rowcount
+        return new
+
+    def cancel_pending(self, entity_id: str, rule_key: str, after: float) -> int:
+        with self.transaction() as db:
+            cur = db.execute("UPDATE outbox SET status='cancelled', last_error='goal reached' WHERE entity_id=? AND "
+                             "rule=? AND status='pending' AND due_at > ?", (entity_id, rule_key, after))
+            return cur.rowcount
+
+    def decisions_of(self, entity_id: str) -> list[Decision]:
+        rows = self._conn().execute("SELECT body FROM decisions WHERE entity_id=? ORDER BY at, rowid", (entity_id,))
+        return [Decision.model_validate_json(r["body"]) for r in rows]
+
+    def all_decisions(self) -> list[Decision]:
+        return [Decision.model_validate_json(r["body"]) for r in
+                self._conn().execute("SELECT body FROM decisions ORDER BY at, rowid")]
+
+    def claim_due(self, now: float, limit: int = 50, lease: float = 60.0) -> list[tuple[OutboxItem, int]]:
+        """Take due actions for pushing; a crashed pusher's claim expires after `lease` seconds."""
+
+        with self.transaction() as db:
+            rows = db.execute(
+                "SELECT key, body, attempts FROM outbox WHERE status IN ('pending','sending') AND next_at <= ? "
+                "ORDER BY next_at LIMIT ?", (now, limit)).fetchall()
+            db.executemany("UPDATE outbox SET status='sending', next_at=? WHERE key=?",
+                           [(now + lease, r["key"]) for r in rows])
+        return [(OutboxItem.model_validate_json(r["body"]), r["attempts"]) for r in rows]
+
+    def mark_sent(self, key: str, result: str = "") -> None:
+        with self.transaction() as db:
+            db.execute("UPDATE outbox SET status='sent', sent_at=?, attempts=attempts+1, result=?, last_error=NULL "
+                       "WHERE key=?", (time.time(), result, key))
+
+    def mark_retry(self, key: str, next_at: float, error: str) -> None:
+        with self.transaction() as db:
+            db.execute("UPDATE outbox SET status='pending', attempts=attempts+1, next_at=?, last_error=? WHERE key=?",
+                       (next_at, error, key))
+
+    def mark_dead(self, key: str, error: str) -> None:
+        with self.transaction() as db:
+            db.execute("UPDATE outbox SET status='dead', attempts=attempts+1, last_error=? WHERE key=?", (error, key))
+
+    def outbox_rows(self, status: str | None = None, limit: int = 1000) -> list[dict[str, Any]]:
+        sql = ("SELECT key, rule, entity_id, action_type, status, attempts, due_at, next_at, last_error, sent_at, body "
+               "FROM outbox" + (" WHERE status=?" if status else "") + " ORDER BY created_at, key LIMIT ?")
+        args = (status, limit) if status else (limit,)
+        return [dict(r) for r in self._conn().execute(sql, args)]
+
+    def outbox_counts(self) -> dict[str, int]:
+        rows = self._conn().execute("SELECT status, count(*) AS n FROM outbox GROUP BY status").fetchall()
+        return {r["status"]: r["n"] for r in rows}
+
+    def retry_dead(self, key: str | None = None) -> int:
+        with self.transaction() as db:
+            sql = "UPDATE outbox SET status='pending', next_at=?, attempts=0 WHERE status='dead'"
+            cur = db.execute(sql + (" AND key=?" if key else ""), (time.time(), key) if key else (time.time(),))
+            return cur.rowcount
+
+    def drop(self, key: str) -> int:
+        with self.transaction() as db:
+            return db.execute("UPDATE outbox SET status='cancelled', last_error='dropped by operator' WHERE key=? "
+                              "AND status IN ('pending','dead')", (key,)).rowcount
+
+    # ------------------------------------------------------------------ meta
+
+    def get_meta(self, key: str, default: str | None = None) -> str | None:
+        row = self._conn().execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return row["value"] if row else default
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self.transaction() as db:
+            db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?,?)", (key, value))
