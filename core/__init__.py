@@ -1,0 +1,14 @@
+"""crmrules: a sales and marketing playbook as YAML rules, evaluated on event time beside your CRM.
+
+The data path, one module or folder each: receiver/ (webhooks in) → identity → store/ (inbox) → engine/
+(compile, match, state) → decisions → store/ (outbox) → outbox/ (dispatcher) → plugins push.
+"""
+
+from .hookspecs import hookimpl
+from .language import PackError, RuleError, load_pack, load_packs
+from .models import Decision, Event, OutboxItem
+from .pipeline import ManualClock, Pipeline
+from .store import SQLiteStore, open_store
+
+__all__ = ["Decision", "Event", "ManualClock", "OutboxItem", "PackError", "Pipeline", "RuleError", "SQLiteStore",
+           "hookimpl", "load_pack", "load_packs", "open_store"]

@@ -129,7 +129,7 @@ class _Builder:
     def test(self, scope: str, name: str, test: ast.Test) -> Any:
         source = "event" if scope == "event" else "prop"
         op, value = test.op, test.value
-        if op in ("contains", "matches"):
+        if op in ("contains", "matches", "func"):
             slot = self.slot("test", (scope, name, op, repr(value)), scope=scope, prop=name, kind="bool", test=test)
             return ("cmp", "eq", slot, True)
         if op in ("within_next", "within_last", "older_than", "past", "future"):

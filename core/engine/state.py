@@ -165,6 +165,12 @@ def test_passes(test: ast.Test, value: Any, now: float | None = None) -> bool:
         return not (value is None or value == "")
     if op == "contains":
         return contains(value, test.value)
+    if op == "func":  # a plugin's condition function; its failure reads as "condition not met"
+        _name, function, argument = test.value
+        try:
+            return bool(function(value, argument))
+        except Exception:
+            return False
     if op == "matches":
         return value is not None and re.search(test.value, str(value)) is not None
     if op in ("within_next", "within_last", "older_than", "past", "future"):

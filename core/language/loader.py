@@ -32,27 +32,29 @@ def pack_files(paths: Iterable[str | Path]) -> list[Path]:
 
 
 def load_pack(file: str | Path, overrides: dict[str, Any] | None = None,
-              action_types: dict[str, Any] | None = None) -> ast.Pack:
+              action_types: dict[str, Any] | None = None,
+              condition_functions: dict[str, Any] | None = None) -> ast.Pack:
     file = Path(file)
     pack_dir = file.parent if file.name == "pack.yaml" else None
     try:
         text = file.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
         raise PackError([RuleError(str(file), 1, 1, "", f"not UTF-8 text: {exc}")]) from None
-    return parse_pack_text(text, str(file), pack_dir, overrides, action_types)
+    return parse_pack_text(text, str(file), pack_dir, overrides, action_types, condition_functions)
 
 
 def load_packs(paths: Iterable[str | Path], overrides: dict[str, dict[str, Any]] | None = None,
-               action_types: dict[str, Any] | None = None) -> list[ast.Pack]:
+               action_types: dict[str, Any] | None = None,
+               condition_functions: dict[str, Any] | None = None) -> list[ast.Pack]:
     """Load every pack; raise one PackError with the errors of all of them."""
 
     packs: list[ast.Pack] = []
     errors: list[RuleError] = []
     for file in pack_files(paths):
         try:
-            pack = load_pack(file, None, action_types)
+            pack = load_pack(file, None, action_types, condition_functions)
             if overrides and pack.name in overrides:
-                pack = load_pack(file, overrides[pack.name], action_types)
+                pack = load_pack(file, overrides[pack.name], action_types, condition_functions)
             packs.append(pack)
         except PackError as exc:
             errors.extend(exc.errors)

@@ -162,9 +162,11 @@ class _Conditions:
 
     KEYS = ("all", "any", "not", "segment", "event", "count", "sum", "happened", "sequence", "no", *SCOPES)
 
-    def __init__(self, ctx: _Ctx, segments: dict[str, tuple[Any, str]]):
+    def __init__(self, ctx: _Ctx, segments: dict[str, tuple[Any, str]],
+                 functions: dict[str, Callable[[Any, Any], bool]] | None = None):
         self.ctx = ctx
         self.segments = segments
+        self.functions = functions or {}
         self._expanding: list[str] = []
 
     def parse(self, container: Any, key: Any, path: str) -> ast.Condition | None:
@@ -385,8 +387,11 @@ class _Conditions:
         for word, value in spec.items():
             op = TEST_OPS.get(word)
             sub = _join(path, word)
+            if op is None and word in self.functions:
+                tests.append(ast.Test("func", (str(word), self.functions[word], value)))
+                continue
             if op is None:
-                close = difflib.get_close_matches(str(word), list(TEST_OPS), n=1)
+                close = difflib.get_close_matches(str(word), list(TEST_OPS) + list(self.functions), n=1)
                 hint = f"; did you mean {close[0]!r}?" if close else f"; tests are: {', '.join(TEST_OPS)}"
                 self.ctx.error(spec, word, sub, f"unknown test {word!r}{hint}", use_key=True)
                 continue
@@ -628,7 +633,8 @@ def _templates(pack_dir: Path | None, errors: list[RuleError]) -> dict[tuple[str
 
 
 def parse_pack_text(text: str, file: str, pack_dir: Path | None = None, overrides: dict[str, Any] | None = None,
-                    action_types: dict[str, Any] | None = None) -> ast.Pack:
+                    action_types: dict[str, Any] | None = None,
+                    condition_functions: dict[str, Callable[[Any, Any], bool]] | None = None) -> ast.Pack:
     """Parse one pack file's text. Raises PackError with every error found."""
 
     errors: list[RuleError] = []
@@ -671,7 +677,7 @@ def parse_pack_text(text: str, file: str, pack_dir: Path | None = None, override
             segments = {str(k): (doc["segments"], k) for k in doc["segments"]}
         else:
             ctx.error(doc, "segments", "segments", "`segments:` maps names to conditions")
-    conditions = _Conditions(ctx, segments)
+    conditions = _Conditions(ctx, segments, condition_functions)
     for seg in segments:  # check every segment even when no rule uses it yet
         conditions.parse(doc["segments"], seg, f"segments.{seg}")
 

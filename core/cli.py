@@ -1,0 +1,322 @@
+"""The `crmrules` command line (click): check, test, run, explain, demo, outbox, serve, plugins."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import click
+
+from . import plugins
+from .config import Settings, load_settings
+from .language import PackError, ast, load_pack, load_packs
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+RULES = Path(__file__).resolve().parent.parent / "rules"
+
+
+def _fail(message: str, code: int = 1) -> None:
+    click.secho(message, fg="red", err=True)
+    sys.exit(code)
+
+
+def load_rules(paths: list[str], settings: Settings | None = None) -> list[ast.Pack]:
+    """Packs with the plugins' actions and conditions known, and the deployment's variable overrides."""
+
+    return load_packs(paths, (settings.vars if settings else None), plugins.action_types(),
+                      plugins.condition_functions())
+
+
+def _packs_or_exit(paths: list[str], settings: Settings | None = None) -> list[ast.Pack]:
+    try:
+        return load_rules(paths, settings)
+    except PackError as exc:
+        for err in exc.errors:
+            click.echo(str(err), err=True)
+        _fail(f"{len(exc.errors)} error(s) in the rule packs")
+    except FileNotFoundError as exc:
+        _fail(str(exc))
+    raise AssertionError("unreachable")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
+              help="Deployment settings (crmrules.yaml; default: $CRMRULES_CONFIG or ./crmrules.yaml).")
+@click.version_option(package_name="crmrules")
+@click.pass_context
+def cli(ctx: click.Context, config_path: str | None) -> None:
+    """crmrules: your sales and marketing playbook as YAML rules, beside your CRM."""
+
+    ctx.obj = {"config": config_path}
+
+
+def _settings(ctx: click.Context) -> Settings:
+    return load_settings(ctx.obj.get("config"))
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, type=click.Path(exists=True))
+@click.pass_context
+def check(ctx: click.Context, paths: tuple[str, ...]) -> None:
+    """Validate rule packs; every error with file:line:column. Exits 1 on errors."""
+
+    settings = _settings(ctx)
+    packs = _packs_or_exit(list(paths) or settings.rules, settings)
+    rules = sum(len(p.rules) for p in packs)
+    click.echo(f"ok: {len(packs)} pack(s), {rules} rule(s)")
+    for pack in packs:
+        modes = Counter(r.mode for r in pack.rules)
+        extra = ", ".join(f"{n} {m}" for m, n in sorted(modes.items()) if m != "enabled")
+        click.echo(f"  {pack.name}: {len(pack.rules)} rules" + (f" ({extra})" if extra else ""))
+
+
+@cli.command("test")
+@click.argument("paths", nargs=-1, type=click.Path(exists=True))
+@click.option("-k", "keyword", default=None, help="Only cases whose name contains this text.")
+@click.option("-v", "--verbose", is_flag=True, help="List every case, and the decision trail of failures.")
+@click.pass_context
+def test_cmd(ctx: click.Context, paths: tuple[str, ...], keyword: str | None, verbose: bool) -> None:
+    """Run the tests that ship beside rule packs (<pack>/tests/*.yaml)."""
+
+    from .testing import run_pack_tests
+
+    settings = _settings(ctx)
+    packs = _packs_or_exit(list(paths) or settings.rules, settings)
+    actions = plugins.action_types()
+
+    def reload(pack: ast.Pack, overrides: dict[str, Any]) -> ast.Pack:
+        file = Path(pack.path) / "pack.yaml" if Path(pack.path).is_dir() else Path(pack.path)
+        return load_pack(file, overrides, actions, plugins.condition_functions())
+
+    started = time.perf_counter()
+    passed = failed = 0
+    failures = []
+    for pack in packs:
+        results = run_pack_tests(pack, packs, reload, actions)
+        if keyword:
+            results = [r for r in results if keyword in r.name]
+        if not results:
+            continue
+        marks = "".join("." if r.ok else "F" for r in results)
+        if verbose:
+            for r in results:
+                click.echo(f"{r.file}:{r.line}::{r.name} " + (click.style("PASSED", fg="green") if r.ok else click.style("FAILED", fg="red")))
+        else:
+            click.echo(f"{pack.name} {marks}")
+        passed += sum(r.ok for r in results)
+        failed += sum(not r.ok for r in results)
+        failures += [r for r in results if not r.ok]
+    for r in failures:
+        click.echo("")
+        click.secho(f"___ {r.file}:{r.line} {r.name} ___", fg="red", bold=True)
+        for p in r.problems:
+            click.echo(f"  {p}")
+        if r.trail:
+            click.echo("  decision trail:")
+            for d in r.trail:
+                stamp = dt.datetime.fromtimestamp(d.at, dt.timezone.utc).strftime("%Y-%m-%d %H:%M")
+                click.echo(f"    {stamp} {d.rule}: {d.outcome}" + (f" ({d.reason})" if d.reason else "")
+                           + (f" → {', '.join(a.type for a in d.actions)}" if d.actions else ""))
+    elapsed = time.perf_counter() - started
+    color = "red" if failed else "green"
+    summary = f"{passed} passed, {failed} failed in {elapsed:.2f}s" if failed else f"{passed} passed in {elapsed:.2f}s"
+    click.secho(f"{'=' * 20} {summary} {'=' * 20}", fg=color)
+    if failed or not (passed or failed):
+        if not (passed or failed):
+            click.echo("no rule tests found (put them in <pack>/tests/*.yaml)", err=True)
+        sys.exit(1)
+
+
+def _summary(pipeline: Any, errors: list[str], elapsed: float) -> None:
+    stats = pipeline.stats
+    click.echo("")
+    click.echo(f"events: {stats.events} processed, {stats.duplicates} already seen, {len(errors)} rejected"
+               f" ({stats.events / elapsed if elapsed else 0:,.0f}/s)")
+    click.echo("decisions: " + (", ".join(f"{n} {k}" for k, n in sorted(stats.decisions.items())) or "none"))
+    click.echo("actions: " + (", ".join(f"{n} {k}" for k, n in sorted(stats.actions.items())) or "none"))
+    leads = sorted(pipeline.store.entities("lead"), key=lambda e: -e[2].get("score", 0))[:10]
+    leads = [lead for lead in leads if lead[2].get("score", 0) > 0]
+    if leads:
+        click.echo("top-scored leads:")
+        for entity_id, _kind, state in leads:
+            click.echo(f"  {state.get('score', 0):>6g}  {_name(state)}  {', '.join(state.get('tags', []))}")
+
+
+def _name(state: dict[str, Any]) -> str:
+    from .decisions import display_name
+
+    props = state.get("props", {})
+    return display_name(props) or props.get("email") or state.get("id", "")
+
+
+@cli.command()
+@click.option("--rules", "rule_paths", multiple=True, type=click.Path(exists=True), help="Pack folder or file (repeatable).")
+@click.option("--events", "event_file", required=True, type=click.Path(exists=True, dir_okay=False), help="Events as JSONL or CSV.")
+@click.option("--store", "store_path", default=None, help="SQLite file to keep state in (default from settings).")
+@click.option("--until", default=None, help="Move the clock on to this ISO time at the end, firing waiting rules.")
+@click.option("--matcher", type=click.Choice(["durable", "python"]), default="durable", show_default=True,
+              help="Which matcher evaluates conditions.")
+@click.pass_context
+def run(ctx: click.Context, rule_paths: tuple[str, ...], event_file: str, store_path: str | None, until: str | None,
+        matcher: str) -> None:
+    """Replay events through the rules in event time, then summarise what was decided."""
+
+    from .eventfile import read_events
+    from .pipeline import Pipeline
+    from .store import open_store
+
+    settings = _settings(ctx)
+    packs = _packs_or_exit(list(rule_paths) or settings.rules, settings)
+    store = open_store(store_path or settings.store)
+    pipeline = Pipeline(store, packs, matcher=matcher, custom_actions=plugins.action_types())
+    errors: list[str] = []
+    started = time.perf_counter()
+    events = list(read_events(event_file, errors))
+    until_ts = dt.datetime.fromisoformat(until.replace("Z", "+00:00")).timestamp() if until else None
+    with click.progressbar(length=len(events), label="replaying", file=sys.stderr,
+                           show_pos=True) as bar:
+        pipeline.replay(events, until=until_ts, progress=bar.update)
+    for line in errors[:20]:
+        click.secho(line, fg="yellow", err=True)
+    if len(errors) > 20:
+        click.secho(f"... and {len(errors) - 20} more rejected lines", fg="yellow", err=True)
+    _summary(pipeline, errors, time.perf_counter() - started)
+
+
+@cli.command()
+@click.argument("lead")
+@click.argument("rule", required=False)
+@click.option("--store", "store_path", default=None, help="SQLite store (default from settings).")
+@click.option("--rules", "rule_paths", multiple=True, type=click.Path(exists=True))
+@click.pass_context
+def explain(ctx: click.Context, lead: str, rule: str | None, store_path: str | None, rule_paths: tuple[str, ...]) -> None:
+    """Why a lead got what it got: its events, the rules that fired and why the others did not.
+
+    LEAD is an email, a CRM id, a lead id or a name; RULE narrows the answer to one rule.
+    """
+
+    from .explain import explain as explain_lead
+    from .pipeline import Pipeline
+    from .store import open_store
+
+    settings = _settings(ctx)
+    path = store_path or settings.store
+    if not Path(path).exists():
+        _fail(f"{path}: no store here; run `crmrules run` or `crmrules serve` first, or pass --store")
+    store = open_store(path)
+    entity = store.find_entity(lead)
+    if entity is None:
+        _fail(f"no lead matches {lead!r} in {path}")
+    packs = _packs_or_exit(list(rule_paths) or settings.rules, settings)
+    click.echo(explain_lead(Pipeline(store, packs), entity, rule))
+
+
+@cli.command()
+@click.option("--store", "store_path", default=None, help="Keep the demo's store here (default: a temporary file).")
+def demo(store_path: str | None) -> None:
+    """Replay the example data through the shipped packs and print the prioritised leads."""
+
+    from .demo import run_demo
+
+    run_demo(RULES, EXAMPLES / "demo", store_path)
+
+
+@cli.group()
+def outbox() -> None:
+    """Inspect and manage actions waiting to be pushed, and the dead letters."""
+
+
+def _store(ctx: click.Context, store_path: str | None):
+    from .store import open_store
+
+    return open_store(store_path or _settings(ctx).store)
+
+
+@outbox.command("list")
+@click.option("--status", type=click.Choice(["pending", "sending", "sent", "dead", "cancelled"]), default=None)
+@click.option("--store", "store_path", default=None)
+@click.pass_context
+def outbox_list(ctx: click.Context, status: str | None, store_path: str | None) -> None:
+    """List outbox rows (dead letters with --status dead)."""
+
+    store = _store(ctx, store_path)
+    rows = store.outbox_rows(status)
+    counts = store.outbox_counts()
+    click.echo("  ".join(f"{k}: {v}" for k, v in sorted(counts.items())) or "the outbox is empty")
+    for r in rows:
+        due = dt.datetime.fromtimestamp(r["due_at"], dt.timezone.utc).strftime("%Y-%m-%d %H:%M")
+        click.echo(f"{r['key'][:12]}  {r['status']:<9} {r['action_type']:<8} {r['rule']:<40} due {due}  "
+                   f"tries {r['attempts']}" + (f"  {r['last_error']}" if r["last_error"] else ""))
+
+
+@outbox.command("retry")
+@click.argument("key", required=False)
+@click.option("--store", "store_path", default=None)
+@click.pass_context
+def outbox_retry(ctx: click.Context, key: str | None, store_path: str | None) -> None:
+    """Send dead letters again (one by KEY, or all)."""
+
+    store = _store(ctx, store_path)
+    full = _full_key(store, key) if key else None
+    click.echo(f"{store.retry_dead(full)} action(s) queued again")
+
+
+@outbox.command("drop")
+@click.argument("key")
+@click.option("--store", "store_path", default=None)
+@click.pass_context
+def outbox_drop(ctx: click.Context, key: str, store_path: str | None) -> None:
+    """Give up on one pending or dead action."""
+
+    store = _store(ctx, store_path)
+    n = store.drop(_full_key(store, key))
+    if not n:
+        _fail(f"no pending or dead action with key {key}")
+    click.echo("dropped")
+
+
+def _full_key(store: Any, prefix: str) -> str:
+    keys = [r["key"] for r in store.outbox_rows(limit=100000) if r["key"].startswith(prefix)]
+    if len(keys) != 1:
+        _fail(f"{prefix!r} matches {len(keys)} outbox rows; give more of the key")
+    return keys[0]
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8787, show_default=True, type=int)
+@click.option("--threads", default=8, show_default=True, type=int, help="Receiver threads (waitress).")
+@click.option("--no-worker", is_flag=True, help="Only receive; another process evaluates and pushes.")
+@click.pass_context
+def serve(ctx: click.Context, host: str, port: int, threads: int, no_worker: bool) -> None:
+    """Run the sidecar: the webhook receiver, the evaluator and the outbox dispatcher."""
+
+    from .receiver.server import serve as run_server
+
+    settings = _settings(ctx)
+    packs = _packs_or_exit(settings.rules, settings)
+    run_server(settings, packs, host=host, port=port, threads=threads, worker=not no_worker)
+
+
+@cli.command("plugins")
+def list_plugins() -> None:
+    """List the plugins that are loaded."""
+
+    pm = plugins.get_plugin_manager()
+    for name, plugin in sorted(pm.list_name_plugin(), key=lambda p: p[0]):
+        hooks = sorted(h.name for h in pm.get_hookcallers(plugin) or [])
+        click.echo(f"{name}: {', '.join(hooks)}")
+
+
+def main() -> None:
+    plugins.get_plugin_manager().hook.register_commands(cli=cli)
+    cli(prog_name="crmrules")
+
+
+if __name__ == "__main__":
+    main()
