@@ -217,7 +217,7 @@ class Decider:
             since = due - float(policy.per)
             sent = [t for t in state.messages if t > since]
             if len(sent) >= policy.max_per_person:
-                return due, f"message cap {policy.max_per_person} per {format_duration(float(policy.per))} reached"
+                return due, f"message cap {policy.max_per_person} per {getattr(policy.per, 'text', None) or format_duration(float(policy.per))} reached"
         timezone = props.get("timezone") or props.get("time_zone")
         if policy.quiet_hours is not None:
             until = quiet_until(due, policy.quiet_hours, timezone)

@@ -147,7 +147,10 @@ class Pipeline:
                 self.store.merge_entities(merged_id, subject_id, ts)
         state.record(self.program, event.type, ts, event.id, event.properties)
         state.update_ever(self.program, event.type, ts, event.properties)
-        trigger = Trigger("event", event.id, ts, event.type, event.properties)
+        # A late event is judged as of the entity's latest event time: windows still count by event time,
+        # and a window that the late event completes is seen now, not lost in the past.
+        now = max(ts, state.last_seen or ts)
+        trigger = Trigger("event", event.id, now, event.type, event.properties, event_ts=ts)
         outcome = self.evaluator.on_event(self._context(state), trigger, changed)
         self._save(state, outcome)
         self.stats.events += 1

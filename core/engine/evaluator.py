@@ -33,6 +33,11 @@ class Trigger:
     rule_key: str | None = None
     leaf: str | None = None
     payload: dict[str, Any] = field(default_factory=dict)
+    event_ts: float | None = None  # when the event happened, if it arrived late (ts is then the entity's "now")
+
+    @property
+    def happened_at(self) -> float:
+        return self.ts if self.event_ts is None else self.event_ts
 
 
 @dataclass
@@ -253,10 +258,10 @@ class Evaluator:
             if not filter_matches(node.after, trigger.props):
                 continue
             calendar = self._calendar(cr)
-            due = due_after(trigger.ts, node.within, calendar)
+            due = due_after(trigger.happened_at, node.within, calendar)
             same = {f: trigger.props.get(f) for f in node.same}
             timers.append(Timer(state.id, cr.key, f"after:{leaf_id(node)}:{trigger.id}", due, leaf_id(node),
-                                {"anchor_ts": trigger.ts, "anchor_id": trigger.id, "same": same}))
+                                {"anchor_ts": trigger.happened_at, "anchor_id": trigger.id, "same": same}))
         for cr, node in self.program.absences_quiet:
             if cr.rule.about != state.kind:
                 continue

@@ -88,7 +88,11 @@ class DurableMatcher:
 
 
 def evaluate_json(condition: dict, snapshot: dict[str, Any]) -> bool:
-    """durable-rules' JSON condition semantics in Python: any comparison with null is false but `= null`."""
+    """durable-rules' JSON condition semantics in Python.
+
+    As in the engine (found by the property test against it): a comparison with null is false except
+    `= null`; booleans compare as 1 and 0 with numbers; a string never equals a number and orders above it.
+    """
 
     if "$and" in condition:
         return all(evaluate_json(c, snapshot) for c in condition["$and"])
@@ -99,24 +103,27 @@ def evaluate_json(condition: dict, snapshot: dict[str, Any]) -> bool:
         value = snapshot.get(key)
         if operand is None:
             return value is None
-        return value is not None and _same(value, operand)
+        return value is not None and _compare(value, operand) == 0
     (slot, expected), = operand.items()
     value = snapshot.get(slot)
     if key == "$neq":
         if expected is None:
             return value is not None
-        return value is not None and not _same(value, expected)
-    if value is None or isinstance(value, (bool, str)) != isinstance(expected, (bool, str)):
+        return value is not None and _compare(value, expected) != 0
+    if value is None or expected is None:
         return False
-    if isinstance(value, bool) or isinstance(expected, bool):
-        return False
-    return {"$gte": value >= expected, "$gt": value > expected, "$lte": value <= expected, "$lt": value < expected}[key]
+    order = _compare(value, expected)
+    return {"$gte": order >= 0, "$gt": order > 0, "$lte": order <= 0, "$lt": order < 0}[key]
 
 
-def _same(a: Any, b: Any) -> bool:
-    if isinstance(a, bool) or isinstance(b, bool):
-        return isinstance(a, bool) and isinstance(b, bool) and a == b
-    return a == b
+def _compare(a: Any, b: Any) -> int:
+    """-1, 0 or 1 in the engine's order."""
+
+    if isinstance(a, str) != isinstance(b, str):
+        return 1 if isinstance(a, str) else -1
+    if not isinstance(a, str):
+        a, b = float(a), float(b)
+    return (a > b) - (a < b)
 
 
 class PythonMatcher:

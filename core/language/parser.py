@@ -227,6 +227,9 @@ class _Conditions:
 
     def _segment(self, container: Any, key: Any, path: str) -> ast.Condition | None:
         name = container[key]
+        if not isinstance(name, str):
+            self.ctx.error(container, key, path, "`segment:` takes the name of a segment defined under `segments:`")
+            return None
         if name not in self.segments:
             close = difflib.get_close_matches(str(name), list(self.segments), n=1)
             hint = f"; did you mean {close[0]!r}?" if close else "; define it under `segments:`"
@@ -324,7 +327,9 @@ class _Conditions:
         return ast.Sequence(path, line, tuple(filters), within, self._same(body, path))
 
     def _same(self, body: MarkedDict, path: str) -> tuple[str, ...]:
-        same = body.get("same", ())
+        if "same" not in body:
+            return ()
+        same = body["same"]
         if isinstance(same, str):
             return (same,)
         if isinstance(same, list) and all(isinstance(s, str) for s in same):

@@ -37,7 +37,7 @@ CREATE TABLE IF NOT EXISTS identities (
 CREATE INDEX IF NOT EXISTS identities_entity ON identities (entity_id);
 CREATE TABLE IF NOT EXISTS entities (
   id TEXT PRIMARY KEY, kind TEXT NOT NULL, state TEXT NOT NULL,
-  version INTEGER NOT NULL DEFAULT 0, created_seq INTEGER NOT NULL, updated_at REAL NOT NULL
+  version INTEGER NOT NULL DEFAULT 0, updated_at REAL NOT NULL  -- rowid keeps creation order
 );
 CREATE TABLE IF NOT EXISTS merges (from_id TEXT PRIMARY KEY, into_id TEXT NOT NULL, at REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS timers (
@@ -222,15 +222,14 @@ class SQLiteStore:
         with self.transaction() as db:
             blob = json.dumps(state, ensure_ascii=False, separators=(",", ":"))
             db.execute(
-                "INSERT INTO entities (id, kind, state, version, created_seq, updated_at) VALUES (?,?,?,1,"
-                "(SELECT coalesce(max(created_seq), 0) + 1 FROM entities),?) "
+                "INSERT INTO entities (id, kind, state, version, updated_at) VALUES (?,?,?,1,?) "
                 "ON CONFLICT(id) DO UPDATE SET state=excluded.state, version=version+1, updated_at=excluded.updated_at",
                 (entity_id, kind, blob, time.time()),
             )
 
     def entity_created_seq(self, entity_id: str) -> int:
-        row = self._conn().execute("SELECT created_seq FROM entities WHERE id=?", (entity_id,)).fetchone()
-        return row["created_seq"] if row else 1 << 62
+        row = self._conn().execute("SELECT rowid FROM entities WHERE id=?", (entity_id,)).fetchone()
+        return row[0] if row else 1 << 62
 
     def merge_entities(self, from_id: str, into_id: str, at: float) -> None:
         """Point everything of `from_id` at `into_id`; the caller merges the states."""
@@ -250,7 +249,7 @@ class SQLiteStore:
         return row["into_id"] if row else entity_id
 
     def entities(self, kind: str | None = None) -> list[tuple[str, str, dict[str, Any]]]:
-        sql = "SELECT id, kind, state FROM entities" + (" WHERE kind=?" if kind else "") + " ORDER BY created_seq"
+        sql = "SELECT id, kind, state FROM entities" + (" WHERE kind=?" if kind else "") + " ORDER BY rowid"
         return [(r["id"], r["kind"], json.loads(r["state"])) for r in self._conn().execute(sql, (kind,) if kind else ())]
 
     def find_entity(self, text: str) -> str | None:
