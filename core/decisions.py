@@ -140,7 +140,7 @@ class Decider:
         }
 
     def _actions(self, cr: CompiledRule, ctx: Context, trigger: Trigger) -> tuple[list[tuple[Any, float]], list[str]]:
-        context = self.template_context(cr, ctx, trigger)
+        context = _LazyContext(lambda: self.template_context(cr, ctx, trigger))
         pack = self._packs[cr.rule.pack]
         out: list[tuple[Any, float]] = []
         notes: list[str] = []
@@ -289,6 +289,36 @@ class Decider:
     def goal_decision(self, cr: CompiledRule, ctx: Context, trigger: Trigger) -> Decision:
         return self._decision(cr, ctx, trigger, "blocked", "goal reached: pending reminders and delayed actions cancelled",
                               {}, [])
+
+
+class _LazyContext(dict):
+    """The template context, built only when a template actually reads it (most actions have none)."""
+
+    def __init__(self, build: Callable[[], dict[str, Any]]):
+        super().__init__()
+        self._build = build
+        self._ready = False
+
+    def _fill(self) -> None:
+        if not self._ready:
+            self._ready = True
+            self.update(self._build())
+
+    def __getitem__(self, key: str) -> Any:
+        self._fill()
+        return super().__getitem__(key)
+
+    def keys(self):  # jinja2 copies the context with dict(context)
+        self._fill()
+        return super().keys()
+
+    def __iter__(self):
+        self._fill()
+        return super().__iter__()
+
+    def __len__(self) -> int:
+        self._fill()
+        return super().__len__()
 
 
 def _jsonable(value: Any) -> Any:

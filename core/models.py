@@ -222,5 +222,8 @@ class OutboxItem(_Model):
 def stable_hash(*parts: Any, length: int = 24) -> str:
     """A short deterministic hash: replays of the same input give the same ids and keys."""
 
-    blob = json.dumps(parts, sort_keys=True, ensure_ascii=False, default=str).encode("utf-8")
+    if all(isinstance(p, (str, int, float)) for p in parts):  # the hot path: ids and indexes
+        blob = "\x1f".join(f"{type(p).__name__}:{p}" for p in parts).encode("utf-8")
+    else:
+        blob = json.dumps(parts, sort_keys=True, ensure_ascii=False, default=str).encode("utf-8")
     return hashlib.sha256(blob).hexdigest()[:length]
