@@ -555,10 +555,14 @@ class _Actions:
             try:
                 model.model_validate({k: v for k, v in payload.items()})
             except Exception as exc:  # pydantic.ValidationError, reported as the plugin's words
-                first = getattr(exc, "errors", lambda: [{"msg": str(exc), "loc": ()}])()
-                for err in first:
-                    loc = ".".join(str(p) for p in err.get("loc", ()))
-                    self.ctx.error(item, kind, _join(path, loc) if loc else path, err.get("msg", str(exc)))
+                errors = getattr(exc, "errors", lambda: [{"msg": str(exc), "loc": ()}])()
+                for err in errors:
+                    loc = err.get("loc", ())
+                    where = _join(path, ".".join(str(p) for p in loc)) if loc else path
+                    if isinstance(value, MarkedDict) and loc and loc[0] in value:
+                        self.ctx.error(value, loc[0], where, err.get("msg", str(exc)), use_key=True)
+                    else:
+                        self.ctx.error(item, kind, where, err.get("msg", str(exc)))
                 return None
         _check_templates(self.ctx, value, path)
         return payload
