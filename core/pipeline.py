@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
@@ -60,6 +61,13 @@ class Pipeline:
         self.clock = clock or Clock()
         self.stats = Stats()
         self.custom_actions = custom_actions or {}
+        # Write-through cache of entity states: this process is the only one that evaluates, so what it saved
+        # is what the store holds. Cleared whenever a transaction fails.
+        self._cache: OrderedDict[str, EntityState] = OrderedDict()
+        self._cache_size = 20000
+        self._identities = identity.IdentityCache()
+        self._next_due: float | None = None
+        self._next_due_known = False
         self.load(packs, matcher)
 
     def load(self, packs: list[ast.Pack], matcher: str = "durable") -> None:
@@ -88,12 +96,16 @@ class Pipeline:
             items = self.store.pending(batch, order)
             if not items:
                 return done
-            with self.store.transaction():
-                for seq, event in items:
-                    if advance_timers:
-                        self.advance(event.ts())
-                    self._process(event)
-                    self.store.finish(seq)
+            try:
+                with self.store.transaction():
+                    for _seq, event in items:
+                        if advance_timers:
+                            self.advance(event.ts())
+                        self._process(event)
+                    self.store.finish_many([seq for seq, _ in items])
+            except BaseException:
+                self._forget()
+                raise
             done += len(items)
             if progress:
                 progress(len(items))
@@ -101,17 +113,31 @@ class Pipeline:
     def advance(self, until: float) -> int:
         """Fire every timer due at or before `until`, in due order; returns how many fired."""
 
+        if not self._next_due_known:
+            self._next_due, self._next_due_known = self.store.next_timer_at(), True
+        if self._next_due is None or until < self._next_due:
+            return 0  # the common case in a replay: nothing is due, and no query is needed
         fired = 0
         while True:
             due = self.store.due_timers(until)
             if not due:
+                self._next_due = self.store.next_timer_at()
                 return fired
-            with self.store.transaction():
-                for row in due:
-                    self.store.delete_timer(row["entity_id"], row["rule_key"], row["key"])
-                    self._fire_timer(row)
-                    fired += 1
+            try:
+                with self.store.transaction():
+                    for row in due:
+                        self.store.delete_timer(row["entity_id"], row["rule_key"], row["key"])
+                        self._fire_timer(row)
+                        fired += 1
+            except BaseException:
+                self._forget()
+                raise
             self.stats.timers += len(due)
+
+    def _forget(self) -> None:
+        self._cache.clear()
+        self._identities.known.clear()
+        self._next_due_known = False
 
     def _fire_timer(self, row: dict[str, Any]) -> None:
         entity_id = self.store.resolve_alias(row["entity_id"])
@@ -125,26 +151,28 @@ class Pipeline:
 
     def _process(self, event: Event) -> None:
         ts = event.ts()
-        subject_id, _new = identity.resolve(self.store, event.subject, ts, self._merge_states)
+        subject_id, _new = identity.resolve(self.store, event.subject, ts, self._merge_states, self._identities)
         state = self._load(subject_id) or EntityState(subject_id, event.subject.kind)
         state.identities.update(dict(identity.normalise(event.subject)))
         state.seen(ts)
         for ref in event.related:
-            related_id, is_new = identity.resolve(self.store, ref, ts, self._merge_states)
+            related_id, is_new = identity.resolve(self.store, ref, ts, self._merge_states, self._identities)
             state.links[ref.kind] = related_id
             if is_new:
                 stub = EntityState(related_id, ref.kind)
                 stub.identities.update(dict(identity.normalise(ref)))
                 self.store.save_entity(related_id, ref.kind, stub.to_json())
+                self._remember(stub)
         changed: set[str] = set()
         if event.type == RECORD_UPDATE:
             changed = state.apply_properties(event.properties, ts)
         elif event.type == MERGE and event.properties.get("merged_ids"):
             other = EntityRef(kind=event.subject.kind, ids=event.properties["merged_ids"])
-            merged_id, _ = identity.resolve(self.store, other, ts, self._merge_states)
+            merged_id, _ = identity.resolve(self.store, other, ts, self._merge_states, self._identities)
             if merged_id != subject_id:
                 self._merge_states(merged_id, subject_id, into=state)
                 self.store.merge_entities(merged_id, subject_id, ts)
+                self._identities.known.clear()
         state.record(self.program, event.type, ts, event.id, event.properties)
         state.update_ever(self.program, event.type, ts, event.properties)
         # A late event is judged as of the entity's latest event time: windows still count by event time,
@@ -158,8 +186,22 @@ class Pipeline:
     # ------------------------------------------------------------------ state
 
     def _load(self, entity_id: str) -> EntityState | None:
+        state = self._cache.get(entity_id)
+        if state is not None:
+            self._cache.move_to_end(entity_id)
+            return state
         data = self.store.load_entity(entity_id)
-        return EntityState.from_json(data) if data else None
+        if not data:
+            return None
+        state = EntityState.from_json(data)
+        self._remember(state)
+        return state
+
+    def _remember(self, state: EntityState) -> None:
+        self._cache[state.id] = state
+        self._cache.move_to_end(state.id)
+        while len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
 
     def _context(self, state: EntityState) -> Context:
         related = {}
@@ -175,17 +217,22 @@ class Pipeline:
         if src is None or dst is None:
             return
         merge_into(dst, src)
+        self._cache.pop(from_id, None)
         if into is None:
             self.store.save_entity(into_id, dst.kind, dst.to_json())
 
     def _save(self, state: EntityState, outcome: Outcome) -> None:
         self.store.save_entity(state.id, state.kind, state.to_json())
+        self._remember(state)
         for entity_id, rule_key in outcome.cancel_timers:
             self.store.cancel_timers(entity_id, rule_key)
         for entity_id, rule_key, after in outcome.cancel_outbox:
             self.store.cancel_pending(entity_id, rule_key, after)
         if outcome.timers:
             self.store.upsert_timers(outcome.timers)
+            earliest = min(t.due_at for t in outcome.timers)
+            if self._next_due is None or earliest < self._next_due:
+                self._next_due = earliest
         if outcome.decisions or outcome.outbox:
             self.store.record(outcome.decisions, outcome.outbox)
         for d in outcome.decisions:

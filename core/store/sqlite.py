@@ -174,6 +174,10 @@ class SQLiteStore:
         with self.transaction() as db:
             db.execute("UPDATE inbox SET status=?, error=? WHERE seq=?", (status, error, seq))
 
+    def finish_many(self, seqs: list[int]) -> None:
+        with self.transaction() as db:
+            db.executemany("UPDATE inbox SET status='done' WHERE seq=?", [(s,) for s in seqs])
+
     def inbox_counts(self) -> dict[str, int]:
         rows = self._conn().execute("SELECT status, count(*) AS n FROM inbox GROUP BY status").fetchall()
         return {r["status"]: r["n"] for r in rows}
