@@ -19,7 +19,8 @@ from .engine.describe import describe_leaf
 from .engine.evaluator import Context, Outcome, Trigger
 from .language import ast
 from .language.durations import format_duration
-from .models import Action, Decision, OutboxItem, STATE_ACTIONS, stable_hash
+from .models import (Action, BEHAVIOUR_ACTIONS, Decision, OutboxItem, STATE_ACTIONS, UNTRUSTED_SOURCES,
+                     stable_hash)
 from .templates import render, render_value
 
 _ACTION = TypeAdapter(Action)
@@ -62,9 +63,10 @@ class Decider:
     """Turns a match into a decision; `push_enabled=False` records actions without queueing pushes."""
 
     def __init__(self, program: Any, custom_actions: dict[str, Any] | None = None,
-                 now_source: Callable[[], float] | None = None):
+                 untrusted_sources: frozenset[str] = UNTRUSTED_SOURCES):
         self.program = program
         self.custom_actions = custom_actions or {}
+        self.untrusted_sources = untrusted_sources
         self._packs = {p.name: p for p in program.packs}
 
     # ------------------------------------------------------------------ the verdict
@@ -151,6 +153,10 @@ class Decider:
                 notes.append(f"{spec.path}: could not render: {exc}")
                 continue
             for action in actions:
+                if not self._allowed(action, ctx.subject, trigger):
+                    notes.append(f"{spec.path}: {action.type} not done: only tracker events are known for this "
+                                 "lead, and they may only tag, score or show on-site messages")
+                    continue
                 due = trigger.ts + float(spec.after or 0)
                 if action.type == "message":
                     due, why = self._message_guards(action, ctx.subject, pack, due)
@@ -201,6 +207,15 @@ class Decider:
         if model is not None:
             params = model.model_validate(params).model_dump(mode="json")
         return [_ACTION.validate_python({"type": "custom", "name": spec.kind, "params": params, "after": after})]
+
+    def _allowed(self, action: Any, state: Any, trigger: Trigger) -> bool:
+        """Tracker write keys are public: a lead known only from them cannot make us write to a CRM."""
+
+        if state.trusted or (trigger.kind == "event" and trigger.source not in self.untrusted_sources):
+            return True
+        if action.type in BEHAVIOUR_ACTIONS:
+            return True
+        return action.type == "message" and action.channel == "onsite"
 
     def _message_guards(self, action: Any, state: Any, pack: ast.Pack, due: float) -> tuple[float, str | None]:
         props = state.props

@@ -21,7 +21,7 @@ from .engine.evaluator import Context, Evaluator, Outcome, Trigger
 from .engine.matchers import make_matcher
 from .engine.state import EntityState
 from .language import ast
-from .models import MERGE, RECORD_UPDATE, EntityRef, Event
+from .models import MERGE, RECORD_UPDATE, UNTRUSTED_SOURCES, EntityRef, Event
 
 log = logging.getLogger("crmrules.pipeline")
 
@@ -56,11 +56,13 @@ class Stats:
 
 class Pipeline:
     def __init__(self, store: Any, packs: list[ast.Pack], matcher: str = "durable", clock: Clock | None = None,
-                 custom_actions: dict[str, Any] | None = None):
+                 custom_actions: dict[str, Any] | None = None,
+                 untrusted_sources: frozenset[str] = UNTRUSTED_SOURCES):
         self.store = store
         self.clock = clock or Clock()
         self.stats = Stats()
         self.custom_actions = custom_actions or {}
+        self.untrusted_sources = untrusted_sources
         # Write-through cache of entity states: this process is the only one that evaluates, so what it saved
         # is what the store holds. Cleared whenever a transaction fails.
         self._cache: OrderedDict[str, EntityState] = OrderedDict()
@@ -75,7 +77,7 @@ class Pipeline:
 
         program = compile_packs(packs)
         self.program: Program = program
-        self.decider = Decider(program, self.custom_actions)
+        self.decider = Decider(program, self.custom_actions, self.untrusted_sources)
         self.evaluator = Evaluator(program, make_matcher(program, matcher), self.decider)
 
     # ------------------------------------------------------------------ ingest
@@ -155,6 +157,8 @@ class Pipeline:
         state = self._load(subject_id) or EntityState(subject_id, event.subject.kind)
         state.identities.update(dict(identity.normalise(event.subject)))
         state.seen(ts)
+        if event.source not in self.untrusted_sources:
+            state.trusted = True
         for ref in event.related:
             related_id, is_new = identity.resolve(self.store, ref, ts, self._merge_states, self._identities)
             state.links[ref.kind] = related_id
@@ -178,7 +182,7 @@ class Pipeline:
         # A late event is judged as of the entity's latest event time: windows still count by event time,
         # and a window that the late event completes is seen now, not lost in the past.
         now = max(ts, state.last_seen or ts)
-        trigger = Trigger("event", event.id, now, event.type, event.properties, event_ts=ts)
+        trigger = Trigger("event", event.id, now, event.type, event.properties, event_ts=ts, source=event.source)
         outcome = self.evaluator.on_event(self._context(state), trigger, changed)
         self._save(state, outcome)
         self.stats.events += 1

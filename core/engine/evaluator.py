@@ -34,6 +34,7 @@ class Trigger:
     leaf: str | None = None
     payload: dict[str, Any] = field(default_factory=dict)
     event_ts: float | None = None  # when the event happened, if it arrived late (ts is then the entity's "now")
+    source: str = ""
 
     @property
     def happened_at(self) -> float:

@@ -35,6 +35,7 @@ class EntityState:
     identities: dict[str, str] = field(default_factory=dict)
     first_seen: float | None = None
     last_seen: float | None = None
+    trusted: bool = False  # some event about it came from an authenticated source (a CRM, an import)
 
     def to_json(self) -> dict[str, Any]:
         return self.__dict__.copy()

@@ -250,3 +250,25 @@ def test_plugin_condition_function(tmp_path):
     p.replay([ev("record_update", 0, email="a@naver.com", work_email="a@naver.com"),
               ev("record_update", 0, email="b@corp.kr", work_email="b@corp.kr")])
     assert [p.store.load_entity(d.entity_id)["identities"]["email"] for d in fired(p)] == ["b@corp.kr"]
+
+
+def test_tracker_events_alone_cannot_write_to_the_crm(tmp_path):
+    p = pipeline(tmp_path, """
+        rules:
+          - id: hot
+            when: {count: {event: page_view, within: 7d, at_least: 2}}
+            then: [{tag: hot}, {task: {title: 전화}}, {set: {lifecycle: sql}}, {message: {channel: onsite, body: 쿠폰}}]
+            limit: every time
+    """)
+    web = [ev("page_view", h, email="forged@x.com") for h in (0, 1)]
+    for e in web:
+        e.source = "web"
+    p.replay(web)
+    [decision] = fired(p, "hot")
+    assert sorted(a.type for a in decision.actions) == ["message", "tag"]
+    assert "only tracker events are known for this lead" in decision.reason
+    crm = ev("record_update", 2, email="forged@x.com", first_name="진짜")  # the CRM vouches for this lead
+    more = ev("page_view", 3, email="forged@x.com")
+    more.source = "web"
+    p.replay([crm, more])
+    assert sorted(a.type for a in fired(p, "hot")[1].actions) == ["message", "set", "tag", "task"]
