@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from .decisions import display_name
 from .engine.describe import describe_leaf
 from .engine.evaluator import Trigger
 from .engine.state import check_passes
@@ -32,7 +33,7 @@ def leaf_report(pipeline: Pipeline, leaf: Any, ctx: Any, now: float) -> tuple[bo
             value = (s.view().get(check.name) if s else None)
             passed = check_passes(check, value, now)
             ok = ok and passed
-            parts.append(f"{leaf.scope}.{check.name} = {value!r}")
+            parts.append(f"{leaf.scope}.{check.name} is {value!r}")
         return ok, ", ".join(parts)
     if isinstance(leaf, ast.Tally):
         value, _ids = ev.tally(state, leaf, now)
@@ -60,7 +61,7 @@ def explain(pipeline: Pipeline, entity_id: str, rule_id: str | None = None) -> s
     if state is None:
         return f"no lead {entity_id!r}"
     ctx = pipeline._context(state)
-    name = state.props.get("name") or " ".join(str(state.props.get(k, "")) for k in ("last_name", "first_name")).strip()
+    name = display_name(state.props)
     lines = [f"{state.kind} {state.id}  {name}".rstrip(),
              f"  ids: {', '.join(f'{k}={v}' for k, v in sorted(state.identities.items()))}",
              f"  score {state.score:g}  tags {state.tags}  first seen {_t(state.first_seen)}  last seen {_t(state.last_seen)}",
