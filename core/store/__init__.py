@@ -12,9 +12,13 @@ Store = SQLiteStore
 
 
 def open_store(location: str) -> SQLiteStore:
+    """A store at a path (or sqlite:///path); encrypted at rest when CRMRULES_STORE_KEY is set."""
+
+    from ..config import secret
+
     if location.startswith(("postgres://", "postgresql://")):
         raise NotImplementedError("PostgreSQL is not implemented yet; use a SQLite file path")
-    return SQLiteStore(location.removeprefix("sqlite:///"))
+    return SQLiteStore(location.removeprefix("sqlite:///"), key=secret("CRMRULES_STORE_KEY"))
 
 
 __all__ = ["SQLiteStore", "Store", "StoreUnavailable", "open_store"]

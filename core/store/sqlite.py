@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from ..models import Decision, Event, OutboxItem
+from .sealing import Sealer
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS inbox (
@@ -70,8 +71,9 @@ class StoreUnavailable(Exception):
 
 
 class SQLiteStore:
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, key: str | None = None):
         self.path = str(path)
+        self.sealer = Sealer(key)
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
@@ -156,7 +158,7 @@ class SQLiteStore:
                 for event in events:
                     cur = db.execute(
                         "INSERT OR IGNORE INTO inbox (source, key, received_at, occurred_at, payload) VALUES (?,?,?,?,?)",
-                        (event.source, event.id, now, event.ts(), event.model_dump_json()),
+                        (event.source, event.id, now, event.ts(), self.sealer.seal(event.model_dump_json())),
                     )
                     results.append(cur.rowcount == 1)
         except sqlite3.OperationalError as exc:  # disk full, read-only
@@ -168,7 +170,7 @@ class SQLiteStore:
         rows = self._conn().execute(
             f"SELECT seq, payload FROM inbox WHERE status='pending' ORDER BY {sort} LIMIT ?", (limit,)
         ).fetchall()
-        return [(r["seq"], Event.model_validate_json(r["payload"])) for r in rows]
+        return [(r["seq"], Event.model_validate_json(self.sealer.open(r["payload"]))) for r in rows]
 
     def finish(self, seq: int, status: str = "done", error: str | None = None) -> None:
         with self.transaction() as db:
@@ -192,9 +194,10 @@ class SQLiteStore:
         wanted = {(k["entity_kind"], k["id_kind"], k["value"]) for k in keys}
         out = []
         for row in self._conn().execute("SELECT payload FROM inbox WHERE status='done' ORDER BY occurred_at, seq"):
-            event = Event.model_validate_json(row["payload"])
+            event = Event.model_validate_json(self.sealer.open(row["payload"]))
             refs = [event.subject, *event.related]
-            if any((ref.kind, k, v.lower() if k == "email" else v) in wanted for ref in refs for k, v in ref.ids.items()):
+            if any((ref.kind, k, self.sealer.blind(v.lower() if k == "email" else v)) in wanted
+                   for ref in refs for k, v in ref.ids.items()):
                 out.append(event)
         return out
 
@@ -205,7 +208,7 @@ class SQLiteStore:
         found = {}
         for id_kind, value in pairs:
             row = db.execute("SELECT entity_id FROM identities WHERE entity_kind=? AND id_kind=? AND value=?",
-                             (entity_kind, id_kind, value)).fetchone()
+                             (entity_kind, id_kind, self.sealer.blind(value))).fetchone()
             if row:
                 found[(id_kind, value)] = row["entity_id"]
         return found
@@ -213,18 +216,18 @@ class SQLiteStore:
     def link(self, entity_kind: str, pairs: list[tuple[str, str]], entity_id: str) -> None:
         with self.transaction() as db:
             db.executemany("INSERT OR REPLACE INTO identities (entity_kind, id_kind, value, entity_id) VALUES (?,?,?,?)",
-                           [(entity_kind, k, v, entity_id) for k, v in pairs])
+                           [(entity_kind, k, self.sealer.blind(v), entity_id) for k, v in pairs])
 
     def new_entity_id(self, kind: str) -> str:
         return f"{kind[0]}_{uuid.uuid4().hex[:16]}"
 
     def load_entity(self, entity_id: str) -> dict[str, Any] | None:
         row = self._conn().execute("SELECT state FROM entities WHERE id=?", (entity_id,)).fetchone()
-        return json.loads(row["state"]) if row else None
+        return json.loads(self.sealer.open(row["state"])) if row else None
 
     def save_entity(self, entity_id: str, kind: str, state: dict[str, Any]) -> None:
         with self.transaction() as db:
-            blob = json.dumps(state, ensure_ascii=False, separators=(",", ":"))
+            blob = self.sealer.seal(json.dumps(state, ensure_ascii=False, separators=(",", ":")))
             db.execute(
                 "INSERT INTO entities (id, kind, state, version, updated_at) VALUES (?,?,?,1,?) "
                 "ON CONFLICT(id) DO UPDATE SET state=excluded.state, version=version+1, updated_at=excluded.updated_at",
@@ -254,7 +257,8 @@ class SQLiteStore:
 
     def entities(self, kind: str | None = None) -> list[tuple[str, str, dict[str, Any]]]:
         sql = "SELECT id, kind, state FROM entities" + (" WHERE kind=?" if kind else "") + " ORDER BY rowid"
-        return [(r["id"], r["kind"], json.loads(r["state"])) for r in self._conn().execute(sql, (kind,) if kind else ())]
+        return [(r["id"], r["kind"], json.loads(self.sealer.open(r["state"])))
+                for r in self._conn().execute(sql, (kind,) if kind else ())]
 
     def find_entity(self, text: str) -> str | None:
         """An entity by its id or any identity value (email, CRM id), or by its name property."""
@@ -263,7 +267,8 @@ class SQLiteStore:
         row = db.execute("SELECT id FROM entities WHERE id=?", (text,)).fetchone()
         if row:
             return row["id"]
-        row = db.execute("SELECT entity_id FROM identities WHERE value=? OR value=?", (text, text.lower())).fetchone()
+        row = db.execute("SELECT entity_id FROM identities WHERE value=? OR value=?",
+                         (self.sealer.blind(text), self.sealer.blind(text.lower()))).fetchone()
         if row:
             return row["entity_id"]
         for entity_id, _kind, state in self.entities():
@@ -282,7 +287,7 @@ class SQLiteStore:
                 "INSERT INTO timers (entity_id, rule_key, key, due_at, leaf, payload) VALUES (?,?,?,?,?,?) "
                 "ON CONFLICT(entity_id, rule_key, key) DO UPDATE SET due_at=excluded.due_at, leaf=excluded.leaf, "
                 "payload=excluded.payload",
-                [(t.entity_id, t.rule_key, t.key, t.due_at, t.leaf, json.dumps(t.payload, ensure_ascii=False))
+                [(t.entity_id, t.rule_key, t.key, t.due_at, t.leaf, self.sealer.seal(json.dumps(t.payload, ensure_ascii=False)))
                  for t in timers],
             )
 
@@ -290,7 +295,7 @@ class SQLiteStore:
         rows = self._conn().execute(
             "SELECT entity_id, rule_key, key, due_at, leaf, payload FROM timers WHERE due_at <= ? "
             "ORDER BY due_at, entity_id, rule_key, key LIMIT ?", (until, limit)).fetchall()
-        return [dict(r, payload=json.loads(r["payload"])) for r in rows]
+        return [dict(r, payload=json.loads(self.sealer.open(r["payload"]))) for r in rows]
 
     def next_timer_at(self) -> float | None:
         row = self._conn().execute("SELECT min(due_at) AS t FROM timers").fetchone()
@@ -320,7 +325,7 @@ class SQLiteStore:
                 "INSERT OR IGNORE INTO decisions (id, rule, pack, rule_version, entity_id, entity_kind, trigger, at, "
                 "outcome, reason, body) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                 [(d.id, d.rule, d.pack, d.rule_version, d.entity_id, d.entity_kind, d.trigger, d.at, d.outcome,
-                  d.reason, d.model_dump_json()) for d in decisions],
+                  d.reason, self.sealer.seal(d.model_dump_json())) for d in decisions],
             )
             new = 0
             for item in items:
@@ -328,7 +333,7 @@ class SQLiteStore:
                     "INSERT OR IGNORE INTO outbox (key, decision_id, rule, entity_id, action_type, body, due_at, "
                     "next_at, created_at) VALUES (?,?,?,?,?,?,?,?,?)",
                     (item.idempotency_key, item.decision_id, item.rule, item.entity_id, item.action.type,
-                     item.model_dump_json(), item.due_at, item.due_at, now),
+                     self.sealer.seal(item.model_dump_json()), item.due_at, item.due_at, now),
                 )
                 new += cur.rowcount
         return new
@@ -341,10 +346,10 @@ class SQLiteStore:
 
     def decisions_of(self, entity_id: str) -> list[Decision]:
         rows = self._conn().execute("SELECT body FROM decisions WHERE entity_id=? ORDER BY at, rowid", (entity_id,))
-        return [Decision.model_validate_json(r["body"]) for r in rows]
+        return [Decision.model_validate_json(self.sealer.open(r["body"])) for r in rows]
 
     def all_decisions(self) -> list[Decision]:
-        return [Decision.model_validate_json(r["body"]) for r in
+        return [Decision.model_validate_json(self.sealer.open(r["body"])) for r in
                 self._conn().execute("SELECT body FROM decisions ORDER BY at, rowid")]
 
     def claim_due(self, now: float, limit: int = 50, lease: float = 60.0) -> list[tuple[OutboxItem, int]]:
@@ -356,7 +361,7 @@ class SQLiteStore:
                 "ORDER BY next_at LIMIT ?", (now, limit)).fetchall()
             db.executemany("UPDATE outbox SET status='sending', next_at=? WHERE key=?",
                            [(now + lease, r["key"]) for r in rows])
-        return [(OutboxItem.model_validate_json(r["body"]), r["attempts"]) for r in rows]
+        return [(OutboxItem.model_validate_json(self.sealer.open(r["body"])), r["attempts"]) for r in rows]
 
     def mark_sent(self, key: str, result: str = "") -> None:
         with self.transaction() as db:
@@ -376,7 +381,7 @@ class SQLiteStore:
         sql = ("SELECT key, rule, entity_id, action_type, status, attempts, due_at, next_at, last_error, sent_at, body "
                "FROM outbox" + (" WHERE status=?" if status else "") + " ORDER BY created_at, key LIMIT ?")
         args = (status, limit) if status else (limit,)
-        return [dict(r) for r in self._conn().execute(sql, args)]
+        return [dict(r, body=self.sealer.open(r["body"])) for r in self._conn().execute(sql, args)]
 
     def outbox_counts(self) -> dict[str, int]:
         rows = self._conn().execute("SELECT status, count(*) AS n FROM outbox GROUP BY status").fetchall()

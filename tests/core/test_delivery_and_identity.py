@@ -115,3 +115,26 @@ def test_far_more_than_1024_leads_and_300_properties(tmp_path):
     p.replay(events)
     assert len(fired(p, "seen-pricing")) == 1500
     assert len(p.store.entities("lead")) == 1500
+
+
+def test_pii_encrypted_at_rest_with_a_key(tmp_path):
+    from crmrules import Pipeline, SQLiteStore
+    from crmrules.language import load_pack
+
+    from .helpers import pack_file
+
+    pack = load_pack(pack_file(tmp_path, RULES))
+    path = tmp_path / "sealed.sqlite"
+    p = Pipeline(SQLiteStore(path, key="correct horse battery staple"), [pack])
+    p.replay([ev("record_update", -1, first_name="유진", last_name="김", phone="010-1234-5678"), ev("signup", 0)])
+    raw = path.read_bytes() + (tmp_path / "sealed.sqlite-wal").read_bytes()
+    for secret in ("kim@example.com", "유진".encode("utf-8").decode("utf-8"), "010-1234-5678"):
+        assert secret.encode("utf-8") not in raw
+    reopened = SQLiteStore(path, key="correct horse battery staple")
+    entity = reopened.find_entity("KIM@example.com")
+    assert reopened.load_entity(entity)["props"]["phone"] == "010-1234-5678"
+    assert [d.rule for d in reopened.all_decisions()] == ["welcome"]
+    import pytest
+
+    with pytest.raises(PermissionError, match="CRMRULES_STORE_KEY"):
+        SQLiteStore(path).all_decisions()
