@@ -54,10 +54,12 @@ def make_pack(n_rules: int) -> str:
     return "\n".join(lines) + "\n"
 
 
-def make_events(n_events: int, n_leads: int, seed: int = 7) -> list[dict]:
+def make_events(n_events: int, n_leads: int, seed: int = 7, first: int = 0) -> list[dict]:
+    """Events 30 s apart in event time, numbered from `first` (so chunks of a long run follow each other)."""
+
     rng = random.Random(seed)
     out = []
-    for i in range(n_events):
+    for i in range(first, first + n_events):
         lead = rng.randrange(n_leads)
         etype = rng.choice(TYPES)
         props = {"path": rng.choice(PATHS)} if etype == "page_view" else {}

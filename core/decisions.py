@@ -272,8 +272,6 @@ class Decider:
     def facts(self, cr: CompiledRule, ctx: Context, trigger: Trigger, snapshot: dict[str, Any]) -> dict[str, Any]:
         """Each condition part with the value that satisfied it, in words."""
 
-        from .engine.evaluator import Evaluator  # noqa: F401 - typing only
-
         out: dict[str, Any] = {}
         for leaf in cr.leaves:
             out[describe_leaf(leaf)] = self._leaf_value(leaf, ctx, trigger, snapshot)
@@ -292,10 +290,10 @@ class Decider:
         return None
 
     def _decision(self, cr: CompiledRule, ctx: Context, trigger: Trigger, outcome: str, reason: str,
-                  facts: dict[str, Any], actions: list[Any]) -> Decision:
+                  facts: dict[str, Any], actions: list[Any], kind: str = "decision") -> Decision:
         event_ids = [trigger.id] if trigger.kind == "event" else [str(trigger.payload.get("anchor_id", ""))] if trigger.payload.get("anchor_id") else []
         return Decision(
-            id=stable_hash("decision", cr.key, ctx.subject.id, trigger.id, length=24), rule=cr.rule.id,
+            id=stable_hash(kind, cr.key, ctx.subject.id, trigger.id, length=24), rule=cr.rule.id,
             pack=cr.rule.pack, rule_version=cr.rule.version, entity_id=ctx.subject.id,
             entity_kind=ctx.subject.kind, trigger=trigger.id, event_ids=event_ids, at=trigger.ts,  # type: ignore[arg-type]
             outcome=outcome, reason=reason, facts=_jsonable(facts), actions=actions,  # type: ignore[arg-type]
@@ -303,7 +301,7 @@ class Decider:
 
     def goal_decision(self, cr: CompiledRule, ctx: Context, trigger: Trigger) -> Decision:
         return self._decision(cr, ctx, trigger, "blocked", "goal reached: pending reminders and delayed actions cancelled",
-                              {}, [])
+                              {}, [], kind="goal")
 
 
 class _LazyContext(dict):

@@ -307,9 +307,7 @@ class Evaluator:
             if cr.key in seen or cr.rule.about != kind:
                 continue
             seen.add(cr.key)
-            snapshot = self.snapshot(ctx, trigger, [cr])
-            goal_snapshot = {s: self.slot_value(self.program.slots[s], ctx, trigger) for s in _slots(cr.goal_expr)}
-            snapshot.update(goal_snapshot)
+            snapshot = {s: self.slot_value(self.program.slots[s], ctx, trigger) for s in _slots(cr.goal_expr)}
             if evaluate_json(cr.goal_json, snapshot):
                 out.cancel_timers.append((ctx.subject.id, cr.key))
                 out.cancel_outbox.append((ctx.subject.id, cr.key, trigger.ts))

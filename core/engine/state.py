@@ -206,13 +206,9 @@ def contains(value: Any, needle: Any) -> bool:
         return False
     if isinstance(value, (list, tuple, set)):
         return any(_equal(v, needle) for v in value)
-    if isinstance(value, str) and ";" in value and not isinstance(needle, str):
-        return False
     if isinstance(value, str):
-        # HubSpot multi-select values come as "a;b;c": treat them as a list when the needle is a whole item.
-        if ";" in value and str(needle) in value.split(";"):
-            return True
-        return str(needle) in value
+        # HubSpot multi-select values come as "a;b;c": a whole item matches, and so does a substring.
+        return str(needle) in value.split(";") or str(needle) in value
     return False
 
 
