@@ -120,3 +120,20 @@ def test_cli_run_replays_a_jsonl_file(tmp_path):
     again = subprocess.run(cmd, capture_output=True, text=True, check=True)
     assert "events: 0 processed, 4 already seen" in again.stdout, again.stdout
     assert "actions: none" in again.stdout
+
+
+def test_cli_run_reads_csv(tmp_path):
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "hot.yaml").write_text(HOT, encoding="utf-8")
+    csv_file = tmp_path / "events.csv"
+    csv_file.write_text(
+        "id,type,occurred_at,email,path,title\n"
+        "1,page_view,2026-03-02T09:00:00+09:00,a@x.com,/pricing,가격 안내\n"
+        "2,page_view,2026-03-04T09:00:00+09:00,a@x.com,/pricing,가격 안내\n"
+        "3,page_view,not a time,a@x.com,/pricing,\n", encoding="utf-8")
+    out = subprocess.run([sys.executable, "-m", "crmrules.cli", "run", "--rules", str(rules), "--events", str(csv_file),
+                          "--store", str(tmp_path / "s.sqlite")], capture_output=True, text=True, check=True)
+    assert "events: 2 processed" in out.stdout and "1 rejected" in out.stdout
+    assert "events.csv:4: occurred_at" in out.stderr
+    assert "actions: 1 tag" in out.stdout
