@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -21,8 +22,10 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory) -> dict[str, str]:
     target = tmp_path_factory.mktemp("site")
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target),
-                    str(ROOT / "examples" / "crmrules-chat")], check=True, capture_output=True)
+    source = tmp_path_factory.mktemp("src") / "crmrules-chat"
+    shutil.copytree(ROOT / "examples" / "crmrules-chat", source)  # the build writes beside the sources
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target), str(source)],
+                   check=True, capture_output=True)
     env = dict(os.environ, PYTHONPATH=str(target))
     return env
 
