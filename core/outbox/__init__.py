@@ -1,0 +1,5 @@
+"""Pushing decided actions: the dispatcher claims due outbox rows and hands them to the plugins' `push_action`."""
+
+from .dispatcher import Dispatcher, PushOutcome, backoff
+
+__all__ = ["Dispatcher", "PushOutcome", "backoff"]

@@ -180,6 +180,11 @@ class SQLiteStore:
         with self.transaction() as db:
             db.executemany("UPDATE inbox SET status='done' WHERE seq=?", [(s,) for s in seqs])
 
+    def inbox_depth(self) -> int:
+        """Events accepted but not yet evaluated (uses the status index; cheap enough for every scrape)."""
+
+        return self._conn().execute("SELECT count(*) FROM inbox WHERE status='pending'").fetchone()[0]
+
     def inbox_counts(self) -> dict[str, int]:
         rows = self._conn().execute("SELECT status, count(*) AS n FROM inbox GROUP BY status").fetchall()
         return {r["status"]: r["n"] for r in rows}

@@ -1,0 +1,166 @@
+"""The outbox dispatcher: claims due actions and has the plugins push them, with retries and dead letters.
+
+Why it looks like this:
+- Routing is the deployment's (`targets:` in crmrules.yaml), not the rule's, so one pack runs against HubSpot in
+  one company and Salesforce in another.
+- A target that says "later" (RetryLater, 429/5xx) is retried after what it asked for or an exponential backoff
+  with full jitter, whichever is longer; jitter keeps a burst of failures from retrying in lockstep.
+- A fault retrying cannot fix (PushFailed), or an action nobody can push, goes to the dead letters at once with
+  a reason an admin can act on (`crmrules outbox list --status dead`, then `retry` or `drop`).
+- Anything unexpected is treated as passing: a bug in a plugin should not lose actions, and max_attempts
+  bounds the cost.
+- Plugins receive the idempotency key, so a push retried after a crash (claimed, pushed, not yet marked) is
+  applied once.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from ..api import PushFailed, RetryLater
+from ..models import OutboxItem
+
+log = logging.getLogger("crmrules.outbox")
+
+BASE_DELAY = 1.0
+MAX_DELAY = 15 * 60.0
+
+
+def backoff(failures: int, rng: random.Random | None = None, base: float = BASE_DELAY,
+            cap: float = MAX_DELAY) -> float:
+    """Seconds to wait after the `failures`-th failed try: uniform in [0, min(cap, base·2^(failures-1))]."""
+
+    ceiling = min(cap, base * 2 ** min(max(failures - 1, 0), 40))
+    return (rng or random).uniform(0.0, ceiling)
+
+
+@dataclass
+class PushOutcome:
+    """What became of one claimed action (also what the tests and metrics look at)."""
+
+    key: str
+    target: str | None
+    status: str  # sent | retry | dead
+    detail: str
+    seconds: float = 0.0
+    next_at: float | None = None
+
+
+class Dispatcher:
+    def __init__(self, store: Any, settings: Any, pm: Any = None, clock: Any = None, *, metrics: Any = None,
+                 rng: random.Random | None = None, batch: int = 50, lease: float = 60.0):
+        from ..pipeline import Clock
+        from ..plugins import get_plugin_manager
+
+        self.store = store
+        self.settings = settings
+        self.pm = pm or get_plugin_manager()
+        self.clock = clock or Clock()
+        self.metrics = metrics
+        self.rng = rng or random.Random()
+        self.batch = batch
+        self.lease = lease
+        self.last: list[PushOutcome] = []
+
+    # -------------------------------------------------------------- one pass
+
+    def run_once(self, now: float | None = None) -> int:
+        """Push every action due at `now` (at most `batch` of them); returns how many were handled."""
+
+        now = self.clock.now() if now is None else now
+        claimed = self.store.claim_due(now, limit=self.batch, lease=self.lease)
+        self.last = [self.push(item, attempts, now) for item, attempts in claimed]
+        return len(claimed)
+
+    def run(self, stop: threading.Event, idle: float = 1.0) -> None:
+        """Dispatch until `stop` is set, for a process that only pushes (the worker calls `run_once` itself)."""
+
+        while not stop.is_set():
+            try:
+                handled = self.run_once()
+            except Exception:
+                log.exception("dispatcher pass failed; trying again")
+                handled = 0
+            if not handled:
+                stop.wait(idle)
+
+    def push(self, item: OutboxItem, attempts: int, now: float) -> PushOutcome:
+        """Push one claimed action and record its fate in the store."""
+
+        kind, channel = _kind(item)
+        target = self.settings.target_for(kind, channel)
+        if item.shadow:  # the core never queues shadow actions; should one slip through, it must not act
+            return self._sent(item, target, "shadow: not pushed", 0.0)
+        if target is None:
+            return self._dead(item, None, _unrouted(kind, channel, None), attempts, 0.0)
+        started = time.perf_counter()
+        try:
+            result = self.pm.hook.push_action(target=target, item=item,
+                                              settings=dict(self.settings.plugins.get(target, {})))
+        except RetryLater as exc:
+            return self._retry(item, target, exc.reason, exc.retry_after, attempts, now, started)
+        except PushFailed as exc:  # ActionNotSupported included
+            return self._dead(item, target, str(exc) or type(exc).__name__, attempts, time.perf_counter() - started)
+        except Exception as exc:
+            log.warning("push of %s to %s raised", item.idempotency_key[:12], target, exc_info=True)
+            return self._retry(item, target, f"{type(exc).__name__}: {exc}", None, attempts, now, started)
+        seconds = time.perf_counter() - started
+        if result is None:
+            return self._dead(item, target, _unrouted(kind, channel, target), attempts, seconds)
+        return self._sent(item, target, str(result), seconds)
+
+    # -------------------------------------------------------------- outcomes
+
+    def _sent(self, item: OutboxItem, target: str | None, result: str, seconds: float) -> PushOutcome:
+        self.store.mark_sent(item.idempotency_key, result)
+        log.info("pushed %s (%s) to %s in %.0f ms: %s", item.idempotency_key[:12], item.rule, target,
+                 seconds * 1000, result)
+        return self._count(PushOutcome(item.idempotency_key, target, "sent", result, seconds))
+
+    def _retry(self, item: OutboxItem, target: str, reason: str, retry_after: float | None, attempts: int,
+               now: float, started: float) -> PushOutcome:
+        seconds = time.perf_counter() - started
+        tries = attempts + 1
+        max_attempts = int(self.settings.max_attempts)
+        if tries >= max_attempts:
+            return self._dead(item, target, f"gave up after {tries} attempts: {reason}", attempts, seconds)
+        # Counted from when the target answered, so a slow "retry in 1 s" still gets its full second (`now` was
+        # read before the push, and a manual clock does not move during it).
+        answered = max(now + seconds, self.clock.now())
+        wait = max(float(retry_after or 0.0), backoff(tries, self.rng))
+        self.store.mark_retry(item.idempotency_key, answered + wait, reason)
+        log.warning("push of %s (%s) to %s failed (try %d of %d), again in %.1f s: %s", item.idempotency_key[:12],
+                    item.rule, target, tries, max_attempts, wait, reason)
+        return self._count(PushOutcome(item.idempotency_key, target, "retry", reason, seconds, answered + wait))
+
+    def _dead(self, item: OutboxItem, target: str | None, reason: str, attempts: int,
+              seconds: float) -> PushOutcome:
+        self.store.mark_dead(item.idempotency_key, reason)
+        log.error("dead letter %s (%s) after %d attempt(s): %s", item.idempotency_key[:12], item.rule,
+                  attempts + 1, reason)
+        return self._count(PushOutcome(item.idempotency_key, target, "dead", reason, seconds))
+
+    def _count(self, outcome: PushOutcome) -> PushOutcome:
+        if self.metrics is not None:
+            pushed = outcome.target is not None and outcome.seconds > 0
+            self.metrics.count_push(outcome.target or "none", outcome.status, outcome.seconds if pushed else None)
+        return outcome
+
+
+def _kind(item: OutboxItem) -> tuple[str, str | None]:
+    """The name `targets:` routes by: the action type, a plugin action's own name, and a message's channel."""
+
+    action = item.action
+    if action.type == "custom":
+        return action.name, None  # type: ignore[union-attr]
+    return action.type, getattr(action, "channel", None)
+
+
+def _unrouted(kind: str, channel: str | None, target: str | None) -> str:
+    where = f"set targets.{kind}" + (f" (or targets.{kind}.{channel})" if channel else "")
+    return f"no plugin pushes {kind} to {target or 'any target'}; {where} in crmrules.yaml"

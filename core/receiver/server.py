@@ -1,0 +1,109 @@
+"""`crmrules serve`: the store, the pipeline, the receiver app, the worker and the poller in one process.
+
+Why waitress: a production WSGI server in pure Python with no extra process manager. Requests run on its
+threads and only write the inbox; the single worker thread evaluates. On SIGTERM or SIGINT the server stops
+taking requests and finishes those in flight, then the worker finishes its cycle, then the store closes.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+from typing import Any
+
+import waitress
+
+from .. import plugins
+from ..api import Runtime
+from ..config import Settings
+from ..outbox.dispatcher import Dispatcher
+from ..pipeline import Clock, Pipeline
+from ..store import open_store
+from .app import create_app
+from .logging import configure_logging
+from .metrics import Metrics
+from .worker import Poller, Worker
+
+log = logging.getLogger("crmrules.server")
+
+
+class _Stop(SystemExit):
+    """Raised in the main thread by SIGTERM or SIGINT; waitress' loop ends on SystemExit (its socket handlers
+    swallow other exceptions) and waits for the requests in flight."""
+
+
+def serve(settings: Settings, packs: list[Any], host: str = "127.0.0.1", port: int = 8787, threads: int = 8,
+          worker: bool = True) -> None:
+    """Run the sidecar until SIGTERM or SIGINT."""
+
+    configure_logging()
+    store = open_store(settings.store)
+    pm = plugins.get_plugin_manager()
+    clock = Clock()
+    metrics = Metrics(store)
+    pipeline = Pipeline(store, packs, clock=clock, custom_actions=plugins.action_types())
+    dispatcher = Dispatcher(store, settings, pm, clock, metrics=metrics)
+    runner = Worker(pipeline, dispatcher, clock, metrics=metrics) if worker else None
+
+    def ingest(events: list[Any]) -> list[bool]:
+        accepted = pipeline.ingest(events)
+        if runner is not None and any(accepted):
+            runner.wake()
+        return accepted
+
+    runtime = Runtime(ingest=ingest, settings=settings.model_dump(), store=store, metrics=metrics)
+    checks = {"worker": runner.health} if runner is not None else {}
+    app = create_app(runtime, pm, packs=packs, checks=checks)
+    counted_ingest = app.extensions["crmrules"].ingest
+    poller = Poller(pm, store, counted_ingest, settings.plugins, metrics=metrics,
+                    on_ingest=runner.wake if runner is not None else None, context=app.app_context)
+    # Plugins reach the deployment through crmrules.api.runtime() while pushing too, so the worker runs in an
+    # app context.
+    if runner is not None:
+        runner.context = app.app_context
+
+    max_body = int(settings.max_body_bytes)
+    try:
+        server = waitress.create_server(app, host=host, port=port, threads=threads, ident="crmrules",
+                                        max_request_body_size=max(4 * max_body, 1 << 20),
+                                        clear_untrusted_proxy_headers=True)
+    except OSError as exc:
+        store.close()
+        raise SystemExit(f"crmrules: cannot listen on {host}:{port}: {exc}") from None
+    url = _url(server)
+    previous = {sig: signal.signal(sig, _raise_stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    if runner is not None:  # pollers run beside the one evaluator, not in every receive-only process
+        runner.start()
+        poller.start()
+    rules = sum(len(p.rules) for p in packs)
+    print(f"crmrules: serving on {url} ({len(packs)} pack(s), {rules} rule(s), store {settings.store}"
+          f"{'' if runner else ', no worker'})", flush=True)
+    try:
+        server.run()
+    finally:
+        log.info("stopping: no new requests; finishing the worker's cycle")
+        server.close()
+        poller.stop()
+        if runner is not None and not runner.stop():
+            log.warning("the worker did not stop in time; its current work will be redone on the next start")
+        store.close()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        print("crmrules: stopped", flush=True)
+
+
+def _raise_stop(signum: int, frame: Any) -> None:
+    raise _Stop(signal.Signals(signum).name)
+
+
+def _url(server: Any) -> str:
+    if hasattr(server, "effective_port"):
+        host, port = server.effective_host, server.effective_port
+    else:  # several sockets (a host name that resolves to more than one address): name the first
+        host, port = server.effective_listen[0][:2]
+    return f"http://[{host}]:{port}" if ":" in str(host) else f"http://{host}:{port}"
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit("run `crmrules serve`")
