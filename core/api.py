@@ -11,8 +11,8 @@ from typing import Any
 from flask import current_app
 
 from .hookspecs import hookimpl
-from .models import (Action, AddTag, AdjustScore, CallWebhook, CreateTask, CustomAction, EntityRef, Event,
-                     MERGE, OutboxItem, RECORD_UPDATE, RemoveTag, SendMessage, SetProperty)
+from .models import (CREATED, DELETED, MERGE, RECORD_UPDATE, RESTORED, Action, AddTag, AdjustScore, CallWebhook,
+                     CreateTask, CustomAction, EntityRef, Event, OutboxItem, RemoveTag, SendMessage, SetProperty)
 
 
 class Rejected(Exception):
@@ -73,7 +73,7 @@ def plugin_settings(name: str) -> dict[str, Any]:
 
 
 __all__ = [
-    "Action", "ActionNotSupported", "AddTag", "AdjustScore", "CallWebhook", "CreateTask", "CustomAction",
+    "CREATED", "DELETED", "RESTORED", "Action", "ActionNotSupported", "AddTag", "AdjustScore", "CallWebhook", "CreateTask", "CustomAction",
     "EntityRef", "Event", "MERGE", "OutboxItem", "PullResult", "PushFailed", "RECORD_UPDATE", "Rejected",
     "RemoveTag", "RetryLater", "Runtime", "SendMessage", "SetProperty", "hookimpl", "ingest", "plugin_settings",
     "runtime",

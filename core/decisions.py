@@ -99,8 +99,11 @@ class Decider:
             result.outcome.outbox.append(OutboxItem(
                 idempotency_key=stable_hash(cr.key, state.id, trigger.id, i, length=32),
                 decision_id=decision.id, rule=cr.key, entity_id=state.id, entity_kind=state.kind,  # type: ignore[arg-type]
-                identities=dict(state.identities), action=action, due_at=due,
+                identities=dict(state.identities), action=action, due_at=due, decided_at=trigger.ts,
             ))
+        after = {"tags": list(state.tags), "score": state.score}
+        for item in result.outcome.outbox:
+            item.record = after
         return result
 
     def _guard(self, cr: CompiledRule, state: Any, now: float, groups_won: dict[str, str]) -> str | None:

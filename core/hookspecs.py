@@ -6,6 +6,8 @@ Implement them in a module with `@crmrules.hookimpl` and point the `crmrules` en
     chat = "crmrules_chat"
 
 Hooks that collect things take a `register` callback; hooks where one plugin answers are `firstresult`.
+Where a hook takes `settings`, it is the plugin's own section of crmrules.yaml (`plugins: {<name>: {...}}`);
+the core reads `poll_every` (seconds) from that section and leaves every other key to the plugin.
 """
 
 from __future__ import annotations
@@ -50,6 +52,8 @@ def register_actions(register: Callable[..., None]) -> None:
 def push_action(target: str, item: Any, settings: dict[str, Any]) -> Any:
     """Apply one outbox item (`crmrules.models.OutboxItem`) to `target`, the system the deployment routes it to.
 
+    `item.decided_at` is the event time of the decision; `item.record` holds the record's tags and score after
+    it, so a push can write absolute values (naturally idempotent) rather than increments.
     Return None when `target` is not yours. Return a short result string (the created record's id, say) once
     applied. Raise `crmrules.api.RetryLater(reason, retry_after=None)` for throttling and passing faults,
     `crmrules.api.PushFailed(reason)` for faults retrying cannot fix, and `crmrules.api.ActionNotSupported` for

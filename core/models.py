@@ -118,6 +118,11 @@ RECORD_UPDATE = "record_update"
 MERGE = "merge"
 """Event type for "these two records are one": properties.merged_ids names the other record's ids."""
 
+CREATED = "created"
+DELETED = "deleted"
+RESTORED = "restored"
+"""Event types adapters use for a record's life cycle (they carry no field values; see RECORD_UPDATE)."""
+
 
 # ---------------------------------------------------------------- actions
 
@@ -222,6 +227,9 @@ class OutboxItem(_Model):
     identities: dict[str, str] = Field(default_factory=dict)
     action: Action
     due_at: float
+    decided_at: float | None = Field(default=None, description="event time of the decision (due_at minus any delay)")
+    record: dict[str, Any] = Field(default_factory=dict,
+                                   description="the record's tags and score after the decision, for set-style pushes")
     shadow: bool = False
 
 
