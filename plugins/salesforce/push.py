@@ -8,9 +8,8 @@ Idempotency (a retry after a crash must not act twice), per action:
 
 - `set`: absolute values; writing them twice is harmless.
 - `tag` / `untag`: read the tags field, add or remove one tag, write only if it changed; repeating is a no-op.
-- `score`: read, add, write. NOT idempotent: a crash after the write and before the outbox marks the item sent
-  adds the points again on retry. The outbox item carries the points but not the resulting score, so there is
-  no absolute value to write (see README, "Limits").
+- `score`: the score crmrules holds after the decision (`item.record["score"]`), written as an absolute value,
+  so a retry writes the same number. Items without it (older outboxes) fall back to read, add, write.
 - `task` and `message`: the idempotency key is stored on the Task and looked up before creating one: in the
   custom field `task_key_field` when configured (a plain equality query), else as the last line of the
   Description (`crmrules-key: <key>`). Description is a long text area and SOQL cannot filter on it, so the
@@ -183,6 +182,11 @@ class Pusher:
 
     def do_score(self) -> str:
         field = self.options.score_field
+        if "score" in self.item.record:
+            after = round(float(self.item.record["score"]), 4)
+            value_after: float | int = int(after) if after.is_integer() else after
+            self.update(self.target, {field: value_after})
+            return f"{self.target.sobject} {self.target.id}: {field} = {value_after:g}"
         row = self.read([field])
         try:
             current = float(row.get(field) or 0)

@@ -70,10 +70,11 @@ def options(sf_session: sf_standin.RewritingSession) -> dict[str, Any]:
 
 
 def item(action: dict[str, Any], *, ids: dict[str, str], kind: str = "lead", key: str = "k" * 32,
-         due_at: float | None = None) -> OutboxItem:
+         due_at: float | None = None, record: dict[str, Any] | None = None) -> OutboxItem:
     return OutboxItem.model_validate({
         "idempotency_key": key, "decision_id": "d1", "rule": "pack/rule", "entity_id": "e1", "entity_kind": kind,
-        "identities": ids, "action": action, "due_at": due_at if due_at is not None else time.time()})
+        "identities": ids, "action": action, "due_at": due_at if due_at is not None else time.time(),
+        "record": record or {}})
 
 
 # ---------------------------------------------------------------- the receiver, in process

@@ -84,6 +84,15 @@ def test_tags_field_is_configurable(options: dict[str, Any], sf_state: Salesforc
     assert sf_state.get("Lead", lead).fields["Interests__c"] == "webinar;pricing"
 
 
+def test_score_after_the_decision_is_written_absolutely(options: dict[str, Any], sf_state: SalesforceState,
+                                                        lead: str) -> None:
+    """A retry after a crash writes the same number again instead of adding the points twice."""
+    ids = {"salesforce_id": lead}
+    for _ in range(2):
+        assert "Crmrules_Score__c = 30" in push({"type": "score", "points": 30}, options, ids=ids, record={"score": 30.0})
+    assert sf_state.get("Lead", lead).fields["Crmrules_Score__c"] == 30
+
+
 def test_score_is_added_to_the_score_field(options: dict[str, Any], sf_state: SalesforceState, lead: str) -> None:
     ids = {"salesforce_id": lead}
     assert "0 → 30" in push({"type": "score", "points": 30}, options, ids=ids)
