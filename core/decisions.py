@@ -196,7 +196,8 @@ class Decider:
                 subject = render(template.subject, context) if template.subject else subject
                 body = render(template.body, context)
             advertising = bool(f.get("advertising", False))
-            if advertising and locale.startswith("ko") and not subject.startswith("(광고)"):
+            korean = locale.startswith("ko") or _in_korea(lead.props if lead else {})
+            if advertising and korean and not subject.startswith("(광고)"):
                 subject = f"(광고) {subject}".strip()  # Korean Network Act art. 50: ads are labelled
             return [_ACTION.validate_python({
                 "type": "message", "channel": str(f.get("channel", "email")), "template": f.get("template"),
@@ -241,7 +242,7 @@ class Decider:
             until = quiet_until(due, policy.quiet_hours, timezone)
             if until is not None:
                 due = until
-        korean = (action.locale or "").startswith("ko") or str(props.get("country", "")).upper() in ("KR", "KOREA", "대한민국")
+        korean = (action.locale or "").startswith("ko") or _in_korea(props)
         if action.advertising and korean and not truthy(props.get("night_ad_opt_in")):
             until = quiet_until(due, KOREA_NIGHT)
             if until is not None:
@@ -276,6 +277,7 @@ class Decider:
         """Each condition part with the value that satisfied it, in words."""
 
         out: dict[str, Any] = {}
+        self._leaf_slots = cr.leaf_slots
         for leaf in cr.leaves:
             out[describe_leaf(leaf)] = self._leaf_value(leaf, ctx, trigger, snapshot)
         return out
@@ -287,10 +289,8 @@ class Decider:
             return {c.name: view.get(c.name) for c in leaf.checks}
         if isinstance(leaf, ast.EventIs):
             return trigger.etype
-        for name, slot in self.program.slots.items():
-            if slot.node is leaf:
-                return snapshot.get(name)
-        return None
+        slot = self._leaf_slots.get(id(leaf))
+        return snapshot.get(slot) if slot else None
 
     def _decision(self, cr: CompiledRule, ctx: Context, trigger: Trigger, outcome: str, reason: str,
                   facts: dict[str, Any], actions: list[Any], kind: str = "decision") -> Decision:
@@ -305,6 +305,10 @@ class Decider:
     def goal_decision(self, cr: CompiledRule, ctx: Context, trigger: Trigger) -> Decision:
         return self._decision(cr, ctx, trigger, "blocked", "goal reached: pending reminders and delayed actions cancelled",
                               {}, [], kind="goal")
+
+
+def _in_korea(props: dict[str, Any]) -> bool:
+    return str(props.get("country", "")).strip().upper() in ("KR", "KOR", "KOREA", "SOUTH KOREA", "대한민국", "한국")
 
 
 class _LazyContext(dict):

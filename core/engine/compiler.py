@@ -53,6 +53,7 @@ class CompiledRule:
     goal_json: dict | None = None
     goal_types: set[str] = field(default_factory=set)
     goal_props: set[tuple[str, str]] = field(default_factory=set)
+    leaf_slots: dict[int, str] = field(default_factory=dict)  # id(leaf) → its slot, for history leaves
 
 
 @dataclass
@@ -83,9 +84,12 @@ class _Builder:
     def __init__(self) -> None:
         self.slots: dict[str, Slot] = {}
         self._ids: dict[tuple, str] = {}
+        self.leaf_slots: dict[int, str] = {}
 
     def slot(self, source: str, key: tuple, **kw: Any) -> str:
         ident = (source, *key)
+        if kw.get("node") is not None:
+            self.leaf_slots[id(kw["node"])] = self._ids.get(ident) or f"s{len(self._ids)}"
         if ident not in self._ids:
             name = f"s{len(self._ids)}"
             self._ids[ident] = name
@@ -176,8 +180,8 @@ def value_kind(value: Any) -> str:
 def coerce(value: Any, kind: str) -> Any:
     """CRM values arrive as strings more often than not; compare them as the rule's value is typed."""
 
-    if value is None:
-        return None
+    if value is None or value == "":
+        return None  # a CRM clears a field by sending "": for every test it is missing
     if kind == "num":
         if isinstance(value, bool):
             return None
@@ -298,6 +302,7 @@ def compile_packs(packs: list[ast.Pack]) -> Program:
             if rule.mode == "disabled":
                 continue
             leaves: list = []
+            builder.leaf_slots = {}
             expr = builder.condition(rule.when, leaves)
             goal_leaves: list = []
             goal_expr = builder.condition(rule.goal, goal_leaves) if rule.goal else None
@@ -311,7 +316,8 @@ def compile_packs(packs: list[ast.Pack]) -> Program:
             key = f"{pack.name}/{rule.id}"
             cr = CompiledRule(rule, len(compiled), key, expr, to_durable(expr), sorted(_slots_in(expr, set())),
                               leaves, types, props, False, goal_expr,
-                              to_durable(goal_expr) if goal_expr else None, goal_types, goal_props)
+                              to_durable(goal_expr) if goal_expr else None, goal_types, goal_props,
+                              dict(builder.leaf_slots))
             for leaf in leaves + goal_leaves:
                 if isinstance(leaf, ast.Tally):
                     if leaf.within is None:
