@@ -51,9 +51,15 @@ def load_settings(path: str | None = None) -> Settings:
         lines = [f"{path}: {'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()]
         raise SystemExit("\n".join(lines)) from None
     base = Path(path).parent
-    settings.store = str(base / settings.store) if not Path(settings.store).is_absolute() else settings.store
-    settings.rules = [str(base / r) if not Path(r).is_absolute() else r for r in settings.rules]
+    settings.store = _beside(base, settings.store)
+    settings.rules = [_beside(base, r) for r in settings.rules]
     return settings
+
+
+def _beside(base: Path, path: str) -> str:
+    """Paths in the file are relative to the file, shown without `..` detours (error messages name them)."""
+
+    return path if Path(path).is_absolute() or "://" in path else os.path.normpath(base / path)
 
 
 def secret(name: str) -> str | None:
