@@ -28,8 +28,10 @@ def _fail(message: str, code: int = 1) -> None:
 def load_rules(paths: list[str], settings: Settings | None = None) -> list[ast.Pack]:
     """Packs with the plugins' actions and conditions known, and the deployment's variable overrides."""
 
+    # packs named under `vars:` must be loaded, unless the command was given fewer packs than the deployment's
+    origin = settings.vars_origin(complete=[str(p) for p in paths] == list(settings.rules)) if settings else None
     return load_packs(paths, (settings.vars if settings else None), plugins.action_types(),
-                      plugins.condition_functions())
+                      plugins.condition_functions(), origin)
 
 
 def _packs_or_exit(paths: list[str], settings: Settings | None = None) -> list[ast.Pack]:
@@ -294,7 +296,11 @@ def _full_key(store: Any, prefix: str) -> str:
 @click.option("--no-worker", is_flag=True, help="Only receive; another process evaluates and pushes.")
 @click.pass_context
 def serve(ctx: click.Context, host: str, port: int, threads: int, no_worker: bool) -> None:
-    """Run the sidecar: the webhook receiver, the evaluator and the outbox dispatcher."""
+    """Run the sidecar: the webhook receiver, the evaluator and the outbox dispatcher.
+
+    SIGTERM or SIGINT stops it cleanly; SIGHUP re-reads the rule packs (a pack with errors is refused, and the
+    packs already running keep running: see /readyz).
+    """
 
     from .receiver.server import serve as run_server
 

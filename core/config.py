@@ -10,7 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
+
+from .language.errors import VarsOrigin
+from .language.yamlmarks import DuplicateKey, MarkedDict, load_marked
 
 DEFAULT_CONFIG = "crmrules.yaml"
 
@@ -26,6 +29,15 @@ class Settings(BaseModel):
     plugins: dict[str, dict[str, Any]] = Field(default_factory=dict)
     max_body_bytes: int = 1_000_000
     max_attempts: int = 8
+    _vars_file: str | None = PrivateAttr(default=None)
+    _vars_marks: tuple[dict, dict] = PrivateAttr(default_factory=lambda: ({}, {}))
+
+    def vars_origin(self, complete: bool = True) -> VarsOrigin | None:
+        """Where `vars:` was written, for errors in it; None for settings not read from a file."""
+
+        if self._vars_file is None:
+            return None
+        return VarsOrigin(self._vars_file, self._vars_marks[0], self._vars_marks[1], complete)
 
     def target_for(self, action_type: str, channel: str | None = None) -> str | None:
         for key in (f"{action_type}.{channel}" if channel else None, action_type, "default"):
@@ -43,17 +55,38 @@ def load_settings(path: str | None = None) -> Settings:
     if path is None:
         return Settings()
     try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+        text = Path(path).read_text(encoding="utf-8")
+        data = yaml.safe_load(text) or {}
+        marked = load_marked(text) if isinstance(data, dict) and "vars" in data else None
+        if isinstance(marked, MarkedDict) and isinstance(marked.get("vars"), dict):
+            data["vars"] = marked["vars"]  # read as packs are, so an override means what it would in the pack
         settings = Settings.model_validate(data)
-    except (OSError, yaml.YAMLError) as exc:
+    except (OSError, yaml.YAMLError, DuplicateKey) as exc:
         raise SystemExit(f"{path}: cannot read settings: {exc}") from None
     except ValidationError as exc:
         lines = [f"{path}: {'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()]
         raise SystemExit("\n".join(lines)) from None
+    settings._vars_file = path
+    if isinstance(marked, MarkedDict) and isinstance(marked.get("vars"), MarkedDict):
+        settings._vars_marks = _var_marks(marked["vars"])
     base = Path(path).parent
     settings.store = _beside(base, settings.store)
     settings.rules = [_beside(base, r) for r in settings.rules]
     return settings
+
+
+def _var_marks(section: MarkedDict) -> tuple[dict, dict]:
+    """(pack,) and (pack, name) → line and column of the key; (pack, name) → of the value."""
+
+    keys: dict[tuple[str, ...], tuple[int, int]] = {}
+    values: dict[tuple[str, str], tuple[int, int]] = {}
+    for pack, names in section.items():
+        keys[(str(pack),)] = section.key_marks[pack]
+        if isinstance(names, MarkedDict):
+            for name in names:
+                keys[(str(pack), str(name))] = names.key_marks[name]
+                values[(str(pack), str(name))] = names.value_marks[name]
+    return keys, values
 
 
 def _beside(base: Path, path: str) -> str:

@@ -8,6 +8,7 @@ as a `blocked` decision with its reason, so `crmrules explain` can answer "why d
 from __future__ import annotations
 
 import datetime as dt
+import json
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -76,7 +77,8 @@ class Decider:
         rule = cr.rule
         state = ctx.subject
         facts = self.facts(cr, ctx, trigger, snapshot)
-        blocked = self._guard(cr, state, trigger.ts, groups_won)
+        counter, per_value = self.limit_key(cr, ctx, trigger)
+        blocked = self._guard(cr, state, trigger.ts, groups_won, counter, per_value)
         if blocked:
             return Result(Outcome(decisions=[self._decision(cr, ctx, trigger, "blocked", blocked, facts, [])]))
         if rule.group:
@@ -90,7 +92,7 @@ class Decider:
         result = Result(Outcome(decisions=[decision], changed=not shadow))
         if shadow:
             return result
-        state.note_fired(cr.key, trigger.ts, float(rule.limit.per) if rule.limit.per else None)
+        state.note_fired(counter, trigger.ts, float(rule.limit.per) if rule.limit.per else None)
         for i, (action, due) in enumerate(actions):
             if action.type in STATE_ACTIONS:
                 result.changed |= self._apply(state, action, trigger.ts)
@@ -106,21 +108,41 @@ class Decider:
             item.record = after
         return result
 
-    def _guard(self, cr: CompiledRule, state: Any, now: float, groups_won: dict[str, str]) -> str | None:
+    def limit_key(self, cr: CompiledRule, ctx: Context, trigger: Trigger) -> tuple[str, Any]:
+        """What the rule's limit and cooldown count under: the rule, or with `per:` the rule and that value
+        (taken from the event being evaluated, which for a timer is the event that set it)."""
+
+        per = cr.rule.per
+        if per is None:
+            return cr.key, None
+        if per.scope == "event":
+            value = trigger.props.get(per.name)
+        else:
+            record = ctx.state(per.scope)
+            value = record.view().get(per.name) if record is not None else None
+        if value is None or value == "":
+            value = None  # events without the property share one count, so that they cannot repeat freely
+        text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, sort_keys=True)
+        return f"{cr.key}#{per.text}={text}", value
+
+    def _guard(self, cr: CompiledRule, state: Any, now: float, groups_won: dict[str, str],
+               counter: str | None = None, per_value: Any = None) -> str | None:
         rule = cr.rule
         if rule.group and rule.group in groups_won:
             return f"group {rule.group!r}: rule {groups_won[rule.group]!r} took this trigger (higher priority)"
+        counter = counter or cr.key
+        of = f" for {rule.per.text} {per_value!r}" if rule.per is not None else ""
         limit = rule.limit
         if limit.times is not None:
             since = now - float(limit.per) if limit.per else None
-            times = state.fired_within(cr.key, since)
+            times = state.fired_within(counter, since)
             if len(times) >= limit.times:
                 last = dt.datetime.fromtimestamp(max(times), dt.timezone.utc).isoformat()
-                return f"limit {limit.text!r} reached (last fired {last})"
+                return f"limit {limit.text!r}{of} reached (last fired {last})"
         if rule.cooldown is not None:
-            recent = state.fired_within(cr.key, now - float(rule.cooldown))
+            recent = state.fired_within(counter, now - float(rule.cooldown))
             if recent:
-                return f"cooldown {rule.cooldown.text} since {dt.datetime.fromtimestamp(max(recent), dt.timezone.utc).isoformat()}"
+                return f"cooldown {rule.cooldown.text}{of} since {dt.datetime.fromtimestamp(max(recent), dt.timezone.utc).isoformat()}"
         return None
 
     # ------------------------------------------------------------------ actions
@@ -136,10 +158,12 @@ class Decider:
             return out
 
         pack = self._packs[cr.rule.pack]
+        anchor = trigger.anchor if trigger.etype is not None else None  # a timer's own rule: the event that set it
+        at = float(anchor.get("at") or trigger.ts) if anchor else trigger.ts
         return {
             "lead": record("lead"), "account": record("account"), "deal": record("deal"),
             "event": dict(trigger.props, type=trigger.etype,
-                          occurred_at=dt.datetime.fromtimestamp(trigger.ts, dt.timezone.utc).isoformat()),
+                          occurred_at=dt.datetime.fromtimestamp(at, dt.timezone.utc).isoformat()),
             "rule": {"id": cr.rule.id, "description": cr.rule.description},
             "vars": dict(pack.variables),
         }
@@ -157,8 +181,10 @@ class Decider:
                 continue
             for action in actions:
                 if not self._allowed(action, ctx.subject, trigger):
-                    notes.append(f"{spec.path}: {action.type} not done: only tracker events are known for this "
-                                 "lead, and they may only tag, score or show on-site messages")
+                    why = ("this came from the tracker by an id no trusted source vouched for" if ctx.subject.trusted
+                           else "only tracker events are known for this lead")
+                    notes.append(f"{spec.path}: {action.type} not done: {why}, and such events may only tag, "
+                                 "score or show on-site messages")
                     continue
                 due = trigger.ts + float(spec.after or 0)
                 if action.type == "message":
@@ -213,9 +239,18 @@ class Decider:
         return [_ACTION.validate_python({"type": "custom", "name": spec.kind, "params": params, "after": after})]
 
     def _allowed(self, action: Any, state: Any, trigger: Trigger) -> bool:
-        """Tracker write keys are public: a lead known only from them cannot make us write to a CRM."""
+        """Tracker write keys are public: a lead known only from them cannot make us write to a CRM, and
+        neither can an untrusted event that reached a trusted lead through an id no trusted source vouched for
+        (nor a wait such an event started)."""
 
-        if state.trusted or (trigger.kind == "event" and trigger.source not in self.untrusted_sources):
+        anchor = trigger.anchor or {}
+        if trigger.kind == "event" and trigger.trusted is not None:
+            trusted = trigger.trusted
+        elif trigger.kind == "timer" and anchor.get("trusted") is not None:
+            trusted = bool(anchor["trusted"]) and state.trusted
+        else:
+            trusted = state.trusted or (trigger.kind == "event" and trigger.source not in self.untrusted_sources)
+        if trusted:
             return True
         if action.type in BEHAVIOUR_ACTIONS:
             return True

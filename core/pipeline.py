@@ -67,6 +67,12 @@ class Pipeline:
         # is what the store holds. Cleared whenever a transaction fails.
         self._cache: OrderedDict[str, EntityState] = OrderedDict()
         self._cache_size = 20000
+        # Writes held until the end of the batch's transaction (see `_flush`): states by id, so an entity seen
+        # several times in a batch is written once, and decisions/outbox rows in one statement each.
+        self._dirty: dict[str, tuple[EntityState, float]] = {}
+        self._decisions: list[Any] = []
+        self._items: list[Any] = []
+        self._items_at: list[float] = []
         self._identities = identity.IdentityCache()
         self._next_due: float | None = None
         self._next_due_known = False
@@ -104,6 +110,7 @@ class Pipeline:
                         if advance_timers:
                             self.advance(event.ts())
                         self._process(event)
+                    self._flush()
                     self.store.finish_many([seq for seq, _ in items])
             except BaseException:
                 self._forget()
@@ -131,6 +138,7 @@ class Pipeline:
                         self.store.delete_timer(row["entity_id"], row["rule_key"], row["key"])
                         self._fire_timer(row)
                         fired += 1
+                    self._flush()
             except BaseException:
                 self._forget()
                 raise
@@ -138,6 +146,8 @@ class Pipeline:
 
     def _forget(self) -> None:
         self._cache.clear()
+        self._dirty.clear()
+        self._decisions, self._items, self._items_at = [], [], []
         self._identities.known.clear()
         self._next_due_known = False
 
@@ -153,14 +163,31 @@ class Pipeline:
 
     def _process(self, event: Event) -> None:
         ts = event.ts()
-        subject_id, _new = identity.resolve(self.store, event.subject, ts, self._merge_states, self._identities)
-        state = self._load(subject_id) or EntityState(subject_id, event.subject.kind)
-        state.identities.update(dict(identity.normalise(event.subject)))
-        state.seen(ts)
-        if event.source not in self.untrusted_sources:
+        untrusted = event.source in self.untrusted_sources
+        if untrusted:  # placed by its visitor ids only, never merging (see core/identity.py)
+            placed = identity.resolve_untrusted(self.store, event.subject)
+            subject_id = placed.entity_id
+        else:
+            subject_id, _new = identity.resolve(self.store, event.subject, ts, self._merge_states, self._identities)
+        loaded = self._load(subject_id)
+        state = loaded or EntityState(subject_id, event.subject.kind)
+        # An untrusted event speaks for a trusted lead only when it came by an id a trusted source vouched for;
+        # otherwise (a guest) it counts as behaviour but changes none of the lead's fields or ids.
+        trusted = not untrusted or (placed.vouched and state.trusted)
+        guest = untrusted and state.trusted and not placed.vouched
+        if not untrusted:
+            state.identities.update(dict(identity.normalise(event.subject)))
             state.trusted = True
+        elif not guest:
+            state.identities.update(dict(placed.own))
+            state.claims.update({k: v for k, v in placed.claims if state.identities.get(k) != v})
+        state.seen(ts)
         for ref in event.related:
-            related_id, is_new = identity.resolve(self.store, ref, ts, self._merge_states, self._identities)
+            if untrusted:
+                rel = identity.resolve_untrusted(self.store, ref)
+                related_id, is_new = rel.entity_id, rel.is_new
+            else:
+                related_id, is_new = identity.resolve(self.store, ref, ts, self._merge_states, self._identities)
             state.links[ref.kind] = related_id
             if is_new:
                 stub = EntityState(related_id, ref.kind)
@@ -168,9 +195,9 @@ class Pipeline:
                 self.store.save_entity(related_id, ref.kind, stub.to_json())
                 self._remember(stub)
         changed: set[str] = set()
-        if event.type == RECORD_UPDATE:
+        if event.type == RECORD_UPDATE and not guest:
             changed = state.apply_properties(event.properties, ts)
-        elif event.type == MERGE and event.properties.get("merged_ids"):
+        elif event.type == MERGE and event.properties.get("merged_ids") and not untrusted:
             other = EntityRef(kind=event.subject.kind, ids=event.properties["merged_ids"])
             merged_id, _ = identity.resolve(self.store, other, ts, self._merge_states, self._identities)
             if merged_id != subject_id:
@@ -182,9 +209,10 @@ class Pipeline:
         # A late event is judged as of the entity's latest event time: windows still count by event time,
         # and a window that the late event completes is seen now, not lost in the past.
         now = max(ts, state.last_seen or ts)
-        trigger = Trigger("event", event.id, now, event.type, event.properties, event_ts=ts, source=event.source)
+        trigger = Trigger("event", event.id, now, event.type, event.properties, event_ts=ts, source=event.source,
+                          trusted=trusted)
         outcome = self.evaluator.on_event(self._context(state), trigger, changed)
-        self._save(state, outcome)
+        self._save(state, outcome, fresh=loaded is None)
         self.stats.events += 1
 
     # ------------------------------------------------------------------ state
@@ -194,6 +222,10 @@ class Pipeline:
         if state is not None:
             self._cache.move_to_end(entity_id)
             return state
+        held = self._dirty.get(entity_id)
+        if held is not None:  # left the cache but not yet written
+            self._remember(held[0])
+            return held[0]
         data = self.store.load_entity(entity_id)
         if not data:
             return None
@@ -216,6 +248,7 @@ class Pipeline:
         return Context(state, related)
 
     def _merge_states(self, from_id: str, into_id: str, into: EntityState | None = None) -> None:
+        self._flush()  # the store is about to move rows from one entity to the other: it must hold them all
         src = self._load(from_id)
         dst = into or self._load(into_id)
         if src is None or dst is None:
@@ -225,25 +258,50 @@ class Pipeline:
         if into is None:
             self.store.save_entity(into_id, dst.kind, dst.to_json())
 
-    def _save(self, state: EntityState, outcome: Outcome) -> None:
-        self.store.save_entity(state.id, state.kind, state.to_json())
+    def _save(self, state: EntityState, outcome: Outcome, fresh: bool = False) -> None:
+        now = time.time()
+        if fresh:  # written at once: identity resolution orders entities by when their rows were created
+            self._dirty.pop(state.id, None)
+            self.store.save_entity(state.id, state.kind, state.to_json())
+        else:
+            self._dirty[state.id] = (state, now)
         self._remember(state)
+        removed: dict[tuple[str, str], int] = {}
         for entity_id, rule_key in outcome.cancel_timers:
-            self.store.cancel_timers(entity_id, rule_key)
+            removed[(entity_id, rule_key)] = self.store.cancel_timers(entity_id, rule_key)
+        if outcome.cancel_outbox and self._items:
+            self._flush()  # cancelling reads the outbox: earlier events' actions must be in it
         for entity_id, rule_key, after in outcome.cancel_outbox:
-            self.store.cancel_pending(entity_id, rule_key, after)
+            removed[(entity_id, rule_key)] = (removed.get((entity_id, rule_key), 0)
+                                              + self.store.cancel_pending(entity_id, rule_key, after))
+        if outcome.goals:  # a goal is recorded only when it cancelled something that was waiting
+            outcome.decisions = [d for d in outcome.decisions
+                                 if d.id not in outcome.goals or removed.get(outcome.goals[d.id])]
         if outcome.timers:
             self.store.upsert_timers(outcome.timers)
             earliest = min(t.due_at for t in outcome.timers)
             if self._next_due is None or earliest < self._next_due:
                 self._next_due = earliest
         if outcome.decisions or outcome.outbox:
-            self.store.record(outcome.decisions, outcome.outbox)
+            self._decisions += outcome.decisions
+            self._items += outcome.outbox
+            self._items_at += [now] * len(outcome.outbox)
         for d in outcome.decisions:
             self.stats.decisions[d.outcome] = self.stats.decisions.get(d.outcome, 0) + 1
         for item in outcome.outbox:
             name = item.action.type if item.action.type != "custom" else item.action.name  # type: ignore[union-attr]
             self.stats.actions[name] = self.stats.actions.get(name, 0) + 1
+
+    def _flush(self) -> None:
+        """Write what `_save` held back; called inside the batch's transaction, before anything reads it."""
+
+        if self._dirty:
+            self.store.save_entities([(s.id, s.kind, s.to_json(), at) for s, at in self._dirty.values()])
+            self._dirty.clear()
+        if self._decisions or self._items:
+            decisions, items, items_at = self._decisions, self._items, self._items_at
+            self._decisions, self._items, self._items_at = [], [], []
+            self.store.record(decisions, items, items_at)
 
     # ------------------------------------------------------------------ replay
 
@@ -290,6 +348,16 @@ def merge_into(dst: EntityState, src: EntityState) -> None:
         dst.links.setdefault(k, v)
     for k, v in src.identities.items():
         dst.identities.setdefault(k, v)
+    # claims stay claims (shown, never ids), except those the merged record now owns
+    for k, v in src.claims.items():
+        dst.claims.setdefault(k, v)
+    dst.claims = {k: v for k, v in dst.claims.items() if dst.identities.get(k) != v}
+    # a silence is anchored on the last event that started it, whichever record saw it
+    for leaf, anchor in src.anchors.items():
+        mine = dst.anchors.get(leaf)
+        if mine is None or float(mine.get("at") or 0) < float(anchor.get("at") or 0):
+            dst.anchors[leaf] = anchor
+    dst.trusted = dst.trusted or src.trusted  # a trusted source vouched for one of the two
     for attr, pick in (("first_seen", min), ("last_seen", max)):
         values = [v for v in (getattr(dst, attr), getattr(src, attr)) if v is not None]
         setattr(dst, attr, pick(values) if values else None)

@@ -100,7 +100,7 @@ def test_each_lead_shows_its_actions_with_rendered_subjects(demo):
     assert "(광고)" not in sua
     haneul = section(text, "강하늘")
     assert "강하늘님, 계약서 서명을 기다리고 있습니다" in haneul          # opened 03-02, signed 03-04: reminder
-    assert "[에스컬레이션] 강하늘님 문의, 첫 답변 기한(1h) 초과" in haneul
+    assert "[에스컬레이션] 강하늘님 문의 T-1077, 첫 답변 기한(1h) 초과" in haneul  # the timer names its ticket
     assert "반복 이슈 점검: 강하늘님 - login" in haneul
     assert "강하늘님, 문의 처리에 만족하셨나요? → 03-13 16:00 발송" in haneul
     jihyun = section(text, "오지현")

@@ -254,6 +254,9 @@ def to_durable(expr: Any) -> dict:
 
 
 def tally_key(node: ast.Tally) -> str:
+    if node.same:  # its value depends on the bounds (which value is picked when no event names one)
+        return stable_hash("tally", node.filter.describe(), node.within and float(node.within), node.sum_of,
+                           list(node.same), node.at_least, node.at_most, length=12)
     return stable_hash("tally", node.filter.describe(), node.within and float(node.within), node.sum_of, length=12)
 
 
@@ -323,7 +326,7 @@ def compile_packs(packs: list[ast.Pack]) -> Program:
                     if leaf.within is None:
                         ever[tally_key(leaf)] = leaf
                     else:
-                        track(leaf.filter, float(leaf.within), (leaf.sum_of,) if leaf.sum_of else ())
+                        track(leaf.filter, float(leaf.within), ((leaf.sum_of,) if leaf.sum_of else ()) + leaf.same)
                 elif isinstance(leaf, ast.Sequence):
                     for step in leaf.steps:
                         track(step, float(leaf.within), leaf.same)

@@ -28,7 +28,8 @@ def describe_leaf(node: Any) -> str:
             bounds.append(f"≥ {node.at_least:g}")
         if node.at_most is not None:
             bounds.append(f"≤ {node.at_most:g}")
-        return f"{what} {node.filter.describe()} {_within(node.within)} {' and '.join(bounds)}"
+        same = f" with the same {', '.join(node.same)}" if node.same else ""
+        return f"{what} {node.filter.describe()}{same} {_within(node.within)} {' and '.join(bounds)}"
     if isinstance(node, ast.Sequence):
         steps = " then ".join(s.describe() for s in node.steps)
         return f"{steps} {_within(node.within)}"

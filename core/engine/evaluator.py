@@ -8,7 +8,7 @@ Nothing here touches the store: the pipeline loads state before and saves the ou
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Iterable
 
 from ..language import ast
@@ -35,10 +35,37 @@ class Trigger:
     payload: dict[str, Any] = field(default_factory=dict)
     event_ts: float | None = None  # when the event happened, if it arrived late (ts is then the entity's "now")
     source: str = ""
+    # May this trigger unlock privileged actions (CRM writes, tasks, email)? None: decide from source and state.
+    # The pipeline sets it: an untrusted source's event counts only when it came through an id a trusted
+    # source vouched for (see core/identity.py).
+    trusted: bool | None = None
 
     @property
     def happened_at(self) -> float:
         return self.ts if self.event_ts is None else self.event_ts
+
+    @property
+    def anchor(self) -> dict[str, Any] | None:
+        """For a timer: the event that set it ({type, id, at, props}), carried in its payload."""
+
+        return self.payload.get("event") if self.kind == "timer" else None
+
+    def seen_by(self, rule_key: str) -> "Trigger":
+        """What one rule sees of this trigger: a timer shows the rule that set it the event that set it, as if
+        that event were being evaluated (type and properties for `event:` conditions, templates, `per:`)."""
+
+        anchor = self.anchor
+        if not anchor or rule_key != self.rule_key:
+            return self
+        return replace(self, etype=anchor.get("type"), props=dict(anchor.get("props") or {}))
+
+    def anchor_payload(self) -> dict[str, Any] | None:
+        """This trigger's event, to carry in the payload of a timer it sets (a timer passes its own on)."""
+
+        if self.kind == "timer":
+            return self.anchor
+        return {"type": self.etype, "id": self.id, "at": self.happened_at, "props": dict(self.props),
+                "trusted": self.trusted}
 
 
 @dataclass
@@ -58,6 +85,8 @@ class Outcome:
     timers: list[Timer] = field(default_factory=list)
     cancel_timers: list[tuple[str, str]] = field(default_factory=list)
     cancel_outbox: list[tuple[str, str, float]] = field(default_factory=list)
+    # goal decisions by id → (entity, rule): the pipeline keeps one only if cancelling removed something
+    goals: dict[str, tuple[str, str]] = field(default_factory=dict)
     changed: bool = False
 
     def extend(self, other: "Outcome") -> None:
@@ -66,6 +95,7 @@ class Outcome:
         self.timers += other.timers
         self.cancel_timers += other.cancel_timers
         self.cancel_outbox += other.cancel_outbox
+        self.goals.update(other.goals)
         self.changed = self.changed or other.changed
 
 
@@ -108,7 +138,7 @@ class Evaluator:
         candidates = [cr for cr in self.program.by_event_type.get(trigger.etype or "", ()) if cr.rule.about == kind]
         candidates += self._by_props(kind, changed_props)
         self._run(ctx, trigger, candidates, out)
-        out.timers += self._date_timers(ctx, trigger.ts)
+        out.timers += self._date_timers(ctx, trigger)
         return out
 
     def on_timer(self, ctx: Context, trigger: Trigger) -> Outcome:
@@ -120,7 +150,7 @@ class Evaluator:
         if ctx.subject.decay(self.program.decay, trigger.ts):
             changed.add("score")
         self._run(ctx, trigger, [cr] + self._by_props(ctx.subject.kind, changed), out)
-        out.timers += self._date_timers(ctx, trigger.ts)
+        out.timers += self._date_timers(ctx, trigger)
         return out
 
     # ------------------------------------------------------------------ matching passes
@@ -137,18 +167,32 @@ class Evaluator:
     def _run(self, ctx: Context, trigger: Trigger, candidates: list[CompiledRule], out: Outcome) -> None:
         done: set[str] = set()
         groups_won: dict[str, str] = {}
+        # A timer's own rule sees the event that set the timer; other rules matched on it see no event.
+        own = trigger.seen_by(trigger.rule_key or "") if trigger.kind == "timer" else trigger
         for _ in range(MAX_PASSES):
             todo = {cr.key: cr for cr in candidates if cr.key not in done}
             if not todo:
                 return
-            snapshot = self.snapshot(ctx, trigger, todo.values())
-            matched = self.matcher.match(snapshot, todo.values())
+            if own is trigger or trigger.rule_key not in todo:
+                snapshot = self.snapshot(ctx, trigger, todo.values())
+                matched = self.matcher.match(snapshot, todo.values())
+                views = None
+            else:
+                views = {}
+                matched = set()
+                for view, rules in ((own, [todo[trigger.rule_key]]),
+                                    (trigger, [c for k, c in todo.items() if k != trigger.rule_key])):
+                    if rules:
+                        snap = self.snapshot(ctx, view, rules)
+                        matched |= self.matcher.match(snap, rules)
+                        views.update({c.key: (view, snap) for c in rules})
             done.update(todo)
             changed: set[str] = set()
             for cr in sorted(todo.values(), key=lambda c: (-c.rule.priority, c.index)):
                 if cr.key not in matched:
                     continue
-                result = self.deciders.decide(cr, ctx, trigger, snapshot, groups_won)
+                seen, snap = views[cr.key] if views else (trigger, snapshot)
+                result = self.deciders.decide(cr, ctx, seen, snap, groups_won)
                 out.extend(result.outcome)
                 changed |= result.changed
             candidates = self._by_props(ctx.subject.kind, changed)
@@ -165,10 +209,10 @@ class Evaluator:
     def slot_value(self, slot: Slot, ctx: Context, trigger: Trigger) -> Any:
         now = trigger.ts
         src = slot.source
-        if src == "etype":
-            return trigger.etype if trigger.kind == "event" else None
+        if src == "etype":  # a timer has none, unless `seen_by` gave its own rule the event that set it
+            return trigger.etype
         if src == "event":
-            return coerce(trigger.props.get(slot.prop), slot.kind) if trigger.kind == "event" else None
+            return coerce(trigger.props.get(slot.prop), slot.kind)
         if src in ("prop", "date", "test"):
             value = self._scope_value(ctx, trigger, slot.scope, slot.prop)
             if src == "prop":
@@ -181,7 +225,7 @@ class Evaluator:
         node = slot.node
         state = ctx.subject
         if src == "tally":
-            return self.tally(state, node, now)[0]
+            return self.tally(state, node, now, trigger)[0]
         if src == "sequence":
             return self.sequence(state, node, now) is not None
         if src == "absence":
@@ -190,7 +234,7 @@ class Evaluator:
 
     def _scope_value(self, ctx: Context, trigger: Trigger, scope: str, name: str) -> Any:
         if scope == "event":
-            return trigger.props.get(name) if trigger.kind == "event" else None
+            return trigger.props.get(name)
         state = ctx.state(scope)
         if state is None:
             return None
@@ -202,16 +246,52 @@ class Evaluator:
 
     # ------------------------------------------------------------------ history conditions
 
-    def tally(self, state: EntityState, node: ast.Tally, now: float) -> tuple[float, list[str]]:
-        """(count or sum, ids of the events counted) in (now - within, now]."""
+    def tally(self, state: EntityState, node: ast.Tally, now: float,
+              trigger: Trigger | None = None) -> tuple[float, list[str]]:
+        """(count or sum, ids of the events counted) in (now - within, now]; with `same:`, of one value's events
+        only (see `_same_rows`)."""
 
         if node.within is None:
             count, total, _first, _last = state.ever.get(tally_key(node), [0, 0.0, 0, 0])
             return (total if node.sum_of else float(count)), []
         rows = state.events(node.filter, now - float(node.within), now)
+        if node.same:
+            rows = self._same_rows(node, rows, trigger)
         if node.sum_of:
             return sum(coerce(r[2].get(node.sum_of), "num") or 0.0 for r in rows), [r[1] for r in rows]
         return float(len(rows)), [r[1] for r in rows]
+
+    def _same_rows(self, node: ast.Tally, rows: list[list[Any]], trigger: Trigger | None) -> list[list[Any]]:
+        """`same:` — the rows of the value of the event being evaluated, when it is one of the events counted
+        (decided at the third view: views of *this* product); otherwise those of a value whose count or sum
+        meets the bounds, or the largest when none does, so that `not:` reads "no value does". Events without
+        the property count for no value."""
+
+        def key(props: dict[str, Any]) -> tuple[str, ...] | None:
+            values = [props.get(f) for f in node.same]
+            return None if any(v is None or v == "" for v in values) else tuple(str(v) for v in values)
+
+        def total(group: list[list[Any]]) -> float:
+            if node.sum_of:
+                return sum(coerce(r[2].get(node.sum_of), "num") or 0.0 for r in group)
+            return float(len(group))
+
+        groups: dict[tuple[str, ...], list[list[Any]]] = {}
+        for row in rows:
+            k = key(row[2])
+            if k is not None:
+                groups.setdefault(k, []).append(row)
+        if (trigger is not None and trigger.etype == node.filter.type
+                and filter_matches(node.filter, trigger.props) and key(trigger.props) is not None):
+            return groups.get(key(trigger.props), [])  # type: ignore[arg-type]
+        best: list[list[Any]] = []
+        for group in groups.values():
+            value = total(group)
+            if (node.at_least is None or value >= node.at_least) and (node.at_most is None or value <= node.at_most):
+                return group
+            if not best or value > total(best):
+                best = group
+        return best
 
     def sequence(self, state: EntityState, node: ast.Sequence, now: float) -> list[str] | None:
         """The ids of one run of the steps in order within `within`, ending at or before now."""
@@ -253,6 +333,7 @@ class Evaluator:
     def _arm_timers(self, ctx: Context, trigger: Trigger) -> list[Timer]:
         state = ctx.subject
         timers = []
+        anchor = trigger.anchor_payload() or {}
         for cr, node in self.program.absences_after:
             if cr.rule.about != state.kind or node.after.type != trigger.etype:
                 continue
@@ -262,19 +343,31 @@ class Evaluator:
             due = due_after(trigger.happened_at, node.within, calendar)
             same = {f: trigger.props.get(f) for f in node.same}
             timers.append(Timer(state.id, cr.key, f"after:{leaf_id(node)}:{trigger.id}", due, leaf_id(node),
-                                {"anchor_ts": trigger.happened_at, "anchor_id": trigger.id, "same": same}))
+                                {"anchor_ts": trigger.happened_at, "anchor_id": trigger.id, "same": same,
+                                 "event": anchor}))
         for cr, node in self.program.absences_quiet:
             if cr.rule.about != state.kind:
                 continue
+            leaf = leaf_id(node)
+            if trigger.etype == node.filter.type and filter_matches(node.filter, trigger.props):
+                # The last such event is the anchor of the silence; history keeps only some of its fields.
+                kept = state.anchors.get(leaf)
+                if kept is None or float(kept.get("at") or 0) <= trigger.happened_at:
+                    state.anchors[leaf] = {k: v for k, v in anchor.items() if k != "trusted"}
             rows = state.history.get(node.filter.type, [])
             last = max((r[0] for r in rows if filter_matches(node.filter, r[2])), default=None)
             since = last if last is not None else state.first_seen
             if since is not None:
-                timers.append(Timer(state.id, cr.key, f"quiet:{leaf_id(node)}", since + float(node.quiet_for),
-                                    leaf_id(node)))
+                payload = {"event": state.anchors[leaf]} if leaf in state.anchors and last is not None else {}
+                timers.append(Timer(state.id, cr.key, f"quiet:{leaf}", since + float(node.quiet_for), leaf, payload))
         return timers
 
-    def _date_timers(self, ctx: Context, now: float) -> list[Timer]:
+    def _date_timers(self, ctx: Context, trigger: Trigger) -> list[Timer]:
+        now = trigger.ts
+        anchor = trigger.anchor_payload()
+        # A date comes true by itself, not because of an event: its timer carries the latest event only for
+        # templates and `per:`, never that event's trust.
+        payload = {"event": {k: v for k, v in anchor.items() if k != "trusted"}} if anchor else {}
         timers = []
         for cr, slots in self.program.dated:
             if cr.rule.about != ctx.subject.kind:
@@ -288,7 +381,7 @@ class Evaluator:
                 if moment is not None:
                     moments.append(moment)
             if moments:
-                timers.append(Timer(ctx.subject.id, cr.key, "date", min(moments)))
+                timers.append(Timer(ctx.subject.id, cr.key, "date", min(moments), payload=payload))
         return timers
 
     def _calendar(self, cr: CompiledRule) -> ast.Calendar:
@@ -311,7 +404,9 @@ class Evaluator:
             if evaluate_json(cr.goal_json, snapshot):
                 out.cancel_timers.append((ctx.subject.id, cr.key))
                 out.cancel_outbox.append((ctx.subject.id, cr.key, trigger.ts))
-                out.decisions.append(self.deciders.goal_decision(cr, ctx, trigger))
+                decision = self.deciders.goal_decision(cr, ctx, trigger)
+                out.decisions.append(decision)
+                out.goals[decision.id] = (ctx.subject.id, cr.key)
 
 
 def _slots(expr: Any) -> set[str]:

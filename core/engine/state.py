@@ -36,6 +36,11 @@ class EntityState:
     first_seen: float | None = None
     last_seen: float | None = None
     trusted: bool = False  # some event about it came from an authenticated source (a CRM, an import)
+    # ids an untrusted source named for it that it may not take (a tracker `identify` claiming a CRM lead's
+    # email): kept to show, never linked, merged on or pushed (see core/identity.py)
+    claims: dict[str, str] = field(default_factory=dict)
+    # quiet (`no: {for:}`) leaf → the last event that started the silence, for its timer's payload
+    anchors: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return self.__dict__.copy()

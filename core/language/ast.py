@@ -75,13 +75,15 @@ class EventIs(Node):
 
 @dataclass(frozen=True)
 class Tally(Node):
-    """Count (or sum of `field`) of matching events in the last `within` of event time; `None` = ever."""
+    """Count (or sum of `field`) of matching events in the last `within` of event time; `None` = ever.
+    With `same`, counted per value of those event properties ("3 views of one product"), not in total."""
 
     filter: EventFilter
     within: Duration | None
     at_least: float | None
     at_most: float | None
     sum_of: str | None = None
+    same: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -143,6 +145,16 @@ ONCE = Limit(1, None, "once per lead")
 
 
 @dataclass(frozen=True)
+class PerKey:
+    """`per:` — limits and cooldowns count per value of this property (an event's, or a record's with a scope):
+    `per: ticket_id` makes `once` mean once per ticket of the lead."""
+
+    scope: str  # event | lead | account | deal
+    name: str
+    text: str
+
+
+@dataclass(frozen=True)
 class Rule:
     id: str
     pack: str
@@ -160,6 +172,7 @@ class Rule:
     version: str
     file: str
     line: int
+    per: PerKey | None = None
 
 
 @dataclass(frozen=True)

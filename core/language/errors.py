@@ -2,20 +2,37 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
 class RuleError:
     file: str
-    line: int
+    line: int  # 0: the place in the file is not known (the file is still named)
     column: int
     path: str
     message: str
 
     def __str__(self) -> str:
         where = f"{self.path}: " if self.path else ""
-        return f"{self.file}:{self.line}:{self.column}: {where}{self.message}"
+        at = f"{self.file}:{self.line}:{self.column}" if self.line else self.file
+        return f"{at}: {where}{self.message}"
+
+
+@dataclass(eq=False)
+class VarsOrigin:
+    """Where a deployment wrote its variable overrides (crmrules.yaml `vars: {pack: {name: value}}`), so that a
+    bad override is reported there, at its own line, and not at the pack line that uses it as if the pack
+    were wrong."""
+
+    file: str
+    key_marks: dict[tuple[str, ...], tuple[int, int]] = field(default_factory=dict)  # (pack,) / (pack, name)
+    value_marks: dict[tuple[str, str], tuple[int, int]] = field(default_factory=dict)
+    complete: bool = True  # the packs loaded are the whole deployment: a pack named under vars must be among them
+
+    def error(self, path: tuple[str, ...], message: str, at_value: bool = False) -> RuleError:
+        mark = (self.value_marks.get(path) if at_value else None) or self.key_marks.get(path) or (0, 0)  # type: ignore[arg-type]
+        return RuleError(self.file, mark[0], mark[1], ".".join(("vars",) + path), message)
 
 
 class PackError(Exception):

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import difflib
 from pathlib import Path
 from typing import Any, Iterable
 
 from . import ast
-from .errors import PackError, RuleError
+from .errors import PackError, RuleError, VarsOrigin
 from .parser import parse_pack_text
 
 
@@ -33,36 +34,53 @@ def pack_files(paths: Iterable[str | Path]) -> list[Path]:
 
 def load_pack(file: str | Path, overrides: dict[str, Any] | None = None,
               action_types: dict[str, Any] | None = None,
-              condition_functions: dict[str, Any] | None = None) -> ast.Pack:
+              condition_functions: dict[str, Any] | None = None, origin: VarsOrigin | None = None) -> ast.Pack:
     file = Path(file)
     pack_dir = file.parent if file.name == "pack.yaml" else None
     try:
         text = file.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
         raise PackError([RuleError(str(file), 1, 1, "", f"not UTF-8 text: {exc}")]) from None
-    return parse_pack_text(text, str(file), pack_dir, overrides, action_types, condition_functions)
+    return parse_pack_text(text, str(file), pack_dir, overrides, action_types, condition_functions, origin)
 
 
 def load_packs(paths: Iterable[str | Path], overrides: dict[str, dict[str, Any]] | None = None,
                action_types: dict[str, Any] | None = None,
-               condition_functions: dict[str, Any] | None = None) -> list[ast.Pack]:
-    """Load every pack; raise one PackError with the errors of all of them."""
+               condition_functions: dict[str, Any] | None = None,
+               origin: VarsOrigin | None = None) -> list[ast.Pack]:
+    """Load every pack; raise one PackError with the errors of all of them. `origin` says where `overrides`
+    were written, so that their mistakes are reported there."""
 
     packs: list[ast.Pack] = []
     errors: list[RuleError] = []
+    named: set[str] | None = set()  # names of the packs as written (None: one could not be read)
     for file in pack_files(paths):
         try:
             pack = load_pack(file, None, action_types, condition_functions)
-            if overrides and pack.name in overrides:
-                pack = load_pack(file, overrides[pack.name], action_types, condition_functions)
-            packs.append(pack)
         except PackError as exc:
             errors.extend(exc.errors)
+            named = None  # the pack itself is broken: its name is not known
+            continue
+        if named is not None:
+            named.add(pack.name)
+        if overrides and pack.name in overrides:
+            try:
+                pack = load_pack(file, overrides[pack.name], action_types, condition_functions, origin)
+            except PackError as exc:  # the pack is fine; its overrides are not
+                errors.extend(exc.errors)
+                continue
+        packs.append(pack)
     names: dict[str, str] = {}
     for pack in packs:
         if pack.name in names:
             errors.append(RuleError(pack.path, 1, 1, "pack", f"pack name {pack.name!r} is also used by {names[pack.name]}"))
         names[pack.name] = pack.path
+    if origin is not None and origin.complete and named is not None:
+        for name in overrides or {}:
+            if name not in named:
+                close = difflib.get_close_matches(str(name), sorted(named), n=1)
+                hint = f"did you mean {close[0]!r}?" if close else f"the packs are {', '.join(sorted(named)) or 'none'}"
+                errors.append(origin.error((str(name),), f"no pack named {name!r} is loaded; {hint}"))
     if errors:
         raise PackError(errors)
     return packs

@@ -18,12 +18,12 @@ import yaml
 from ..models import stable_hash
 from . import ast
 from .durations import Duration, parse_duration
-from .errors import PackError, RuleError
+from .errors import PackError, RuleError, VarsOrigin
 from .yamlmarks import DuplicateKey, MarkedDict, MarkedList, load_marked, mark_of, own_mark
 
 PACK_KEYS = {"pack", "description", "vars", "segments", "rules", "calendar", "messages", "scoring", "locale"}
 RULE_KEYS = {"id", "description", "owner", "mode", "priority", "group", "about", "when", "then", "limit",
-             "cooldown", "goal"}
+             "cooldown", "goal", "per"}
 SCOPES = ("lead", "account", "deal")
 BUILTIN_ACTIONS = {"score", "tag", "untag", "set", "task", "message", "webhook"}
 DELAYABLE = {"task", "message", "webhook"}
@@ -46,12 +46,39 @@ class _Ctx:
     def __init__(self, file: str, errors: list[RuleError]):
         self.file = file
         self.errors = errors
+        # deployment overrides: their names, where they were written, and the values they put into the pack
+        self.pack = ""
+        self.overridden: set[str] = set()
+        self.origin: VarsOrigin | None = None
+        self._from_override: dict[tuple[int, Any], tuple[str, str | None, tuple[int, int]]] = {}
+        self._inside_override: dict[int, tuple[str, str | None, tuple[int, int]]] = {}
+        self._keep: list[Any] = []  # the values whose ids are remembered above stay alive while we walk
+
+    def note_override(self, parent: Any, key: Any, name: str, value: Any, text: str | None) -> None:
+        """`parent[key]` now holds (or was built from, `text`) the deployment's override of `name`."""
+
+        use = mark_of(parent, key) or own_mark(parent) or (1, 1)
+        self._from_override[(id(parent), key)] = (name, text, use)
+        self._keep += [parent, value]
+        stack = [value]
+        while stack:  # errors may point inside a list or mapping the override gave
+            item = stack.pop()
+            if isinstance(item, (dict, list)):
+                self._inside_override[id(item)] = (name, text, use)
+                stack += list(item.values()) if isinstance(item, dict) else list(item)
 
     def error(self, container: Any, key: Any, path: str, message: str, use_key: bool = False) -> None:
         mark = None
         if use_key and isinstance(container, MarkedDict):
             mark = container.key_marks.get(key)
         mark = mark or mark_of(container, key) or own_mark(container) or (1, 1)
+        came = self._from_override.get((id(container), key)) or self._inside_override.get(id(container))
+        if came is not None and self.origin is not None:
+            # the pack is fine with its own value: the deployment's value is wrong, so say it there
+            name, text, use = came
+            used = f"used at {self.file}:{use[0]}:{use[1]}" + (f" in {text.strip()!r}" if text else "")
+            self.errors.append(self.origin.error((self.pack, name), f"{message} ({used})", at_value=True))
+            return
         self.errors.append(RuleError(self.file, mark[0], mark[1], path, message))
 
     def line(self, container: Any, key: Any) -> int:
@@ -98,8 +125,15 @@ def _substitute(ctx: _Ctx, node: Any, variables: dict[str, Any], path: str, pare
             ctx.error(parent, key, path, f"unknown variable ${{{missing[0]}}}{hint}")
             return node
         if whole:
+            if whole.group(1) in ctx.overridden:
+                ctx.note_override(parent, key, whole.group(1), variables[whole.group(1)], None)
             return variables[whole.group(1)]
-        return _VAR.sub(lambda m: str(variables[m.group(1)]), node)
+        text = _VAR.sub(lambda m: str(variables[m.group(1)]), node)
+        for name in names:
+            if name in ctx.overridden:
+                ctx.note_override(parent, key, name, text, node)
+                break
+        return text
     return node
 
 
@@ -269,7 +303,7 @@ class _Conditions:
         return None
 
     def _tally(self, kind: str, node: MarkedDict, path: str, line: int) -> ast.Tally | None:
-        allow = {"within", "at_least", "at_most", "between"} | ({"field"} if kind == "sum" else set())
+        allow = {"within", "at_least", "at_most", "between", "same"} | ({"field"} if kind == "sum" else set())
         if kind == "happened":
             allow = {"within"}
         parsed = self._filter(node, kind, path, allow)
@@ -293,7 +327,8 @@ class _Conditions:
             if "at_most" in extras:
                 at_most = _number(self.ctx, body, "at_most", _join(path, "at_most"))
             if at_least is None and at_most is None:
-                self.ctx.error(node, kind, path, f"say how many: `at_least`, `at_most` or `between` for this {kind}")
+                if not {"at_least", "at_most"} & set(extras):  # else a bad number was reported already
+                    self.ctx.error(node, kind, path, f"say how many: `at_least`, `at_most` or `between` for this {kind}")
                 return None
         sum_of = None
         if kind == "sum":
@@ -301,7 +336,16 @@ class _Conditions:
                 self.ctx.error(node, kind, path, "a sum needs `field:` naming the event property to add up")
                 return None
             sum_of = str(extras["field"])
-        return ast.Tally(path, line, flt, within, at_least, at_most, sum_of)
+        same: tuple[str, ...] = ()
+        if "same" in extras:
+            same = self._same(body, path)
+            if within is None and "within" not in extras:
+                # per-value counts come from the kept history, which only windows bound
+                self.ctx.error(body, "same", _join(path, "same"),
+                               f"a {kind} with `same:` needs `within:` (e.g. `within: 7d`): counts per value are "
+                               "kept only for a window")
+                return None
+        return ast.Tally(path, line, flt, within, at_least, at_most, sum_of, same)
 
     def _sequence(self, node: MarkedDict, path: str, line: int) -> ast.Sequence | None:
         body = node["sequence"]
@@ -611,6 +655,29 @@ def _limit(ctx: _Ctx, rule: MarkedDict, path: str) -> ast.Limit | None:
     return ast.Limit(times, per, text)
 
 
+_PER = re.compile(r"^(?:(?P<scope>event|lead|account|deal)\.)?(?P<name>[^\s.][^\s]*)$")
+
+
+def _per(ctx: _Ctx, rule: MarkedDict, path: str, limit: ast.Limit | None, cooldown: Any) -> ast.PerKey | None:
+    """`per: ticket_id` (an event property) or `per: deal.close_date` (a record's): limits count per value."""
+
+    if "per" not in rule:
+        return None
+    value = rule["per"]
+    match = _PER.match(value.strip()) if isinstance(value, str) else None
+    if not match:
+        ctx.error(rule, "per", _join(path, "per"),
+                  f"{value!r}: `per:` names one property whose value the limit counts by, e.g. `per: ticket_id` "
+                  "(the event's) or `per: deal.close_date` (a record's)")
+        return None
+    if limit is not None and limit.times is None and cooldown is None:
+        ctx.error(rule, "per", _join(path, "per"),
+                  "`per:` counts the limit and cooldown per value, but this rule fires every time and has no "
+                  "cooldown; write e.g. `limit: once` (once per value) or drop `per:`")
+        return None
+    return ast.PerKey(match.group("scope") or "event", match.group("name"), value.strip())
+
+
 def _templates(pack_dir: Path | None, errors: list[RuleError]) -> dict[tuple[str, str], ast.Template]:
     """templates/<name>.<locale>.txt; an optional first line `Subject: ...`."""
 
@@ -643,8 +710,10 @@ def _templates(pack_dir: Path | None, errors: list[RuleError]) -> dict[tuple[str
 
 def parse_pack_text(text: str, file: str, pack_dir: Path | None = None, overrides: dict[str, Any] | None = None,
                     action_types: dict[str, Any] | None = None,
-                    condition_functions: dict[str, Callable[[Any, Any], bool]] | None = None) -> ast.Pack:
-    """Parse one pack file's text. Raises PackError with every error found."""
+                    condition_functions: dict[str, Callable[[Any, Any], bool]] | None = None,
+                    origin: VarsOrigin | None = None) -> ast.Pack:
+    """Parse one pack file's text. Raises PackError with every error found; with `origin`, a bad override is
+    reported where the deployment wrote it."""
 
     errors: list[RuleError] = []
     ctx = _Ctx(file, errors)
@@ -671,9 +740,17 @@ def parse_pack_text(text: str, file: str, pack_dir: Path | None = None, override
             variables = dict(doc["vars"])
         else:
             ctx.error(doc, "vars", "vars", "`vars:` is a mapping of names to values")
+    ctx.pack, ctx.origin = name, origin
     for key in (overrides or {}):
         if key not in variables:
-            errors.append(RuleError(file, 1, 1, f"vars.{key}", f"override for unknown variable {key!r}; the pack declares: {', '.join(sorted(variables)) or 'none'}"))
+            if origin is not None:
+                close = difflib.get_close_matches(str(key), list(variables), n=1)
+                hint = (f"did you mean {close[0]!r}?" if close else
+                        f"it declares {', '.join(sorted(variables))}" if variables else "it declares none")
+                errors.append(origin.error((name, str(key)), f"unknown variable of pack {name}; {hint}"))
+            else:
+                errors.append(RuleError(file, 1, 1, f"vars.{key}", f"override for unknown variable {key!r}; the pack declares: {', '.join(sorted(variables)) or 'none'}"))
+    ctx.overridden = {k for k in (overrides or {}) if k in variables}
     variables.update(overrides or {})
     pack.variables = variables
     for key in [k for k in doc if k != "vars"]:
@@ -810,6 +887,7 @@ def _rule(ctx: _Ctx, rules: MarkedList, i: int, pack: ast.Pack, conditions: _Con
     then = actions.parse(raw, "then", f"{path}.then")
     limit = _limit(ctx, raw, path)
     cooldown = _duration(ctx, raw, "cooldown", f"{path}.cooldown") if "cooldown" in raw else None
+    per = _per(ctx, raw, path, limit, cooldown)
     if len(ctx.errors) > n_errors or when is None or limit is None:
         return None
     version = stable_hash(pack.name, _plain(raw), length=12)
@@ -817,7 +895,7 @@ def _rule(ctx: _Ctx, rules: MarkedList, i: int, pack: ast.Pack, conditions: _Con
         id=rule_id, pack=pack.name, about=about, description=str(raw.get("description", "")),
         owner=str(raw.get("owner", "")), mode=mode, priority=priority,
         group=str(raw["group"]) if raw.get("group") else None, when=when, then=tuple(then), limit=limit,
-        cooldown=cooldown, goal=goal, version=version, file=ctx.file, line=ctx.line(rules, i),
+        cooldown=cooldown, goal=goal, version=version, file=ctx.file, line=ctx.line(rules, i), per=per,
     )
 
 

@@ -260,15 +260,17 @@ def test_tracker_events_alone_cannot_write_to_the_crm(tmp_path):
             then: [{tag: hot}, {task: {title: 전화}}, {set: {lifecycle: sql}}, {message: {channel: onsite, body: 쿠폰}}]
             limit: every time
     """)
-    web = [ev("page_view", h, email="forged@x.com") for h in (0, 1)]
+    web = [ev("page_view", h, ids={"anonymous_id": "a-1"}) for h in (0, 1)]
     for e in web:
         e.source = "web"
     p.replay(web)
     [decision] = fired(p, "hot")
     assert sorted(a.type for a in decision.actions) == ["message", "tag"]
     assert "only tracker events are known for this lead" in decision.reason
-    crm = ev("record_update", 2, email="forged@x.com", first_name="진짜")  # the CRM vouches for this lead
-    more = ev("page_view", 3, email="forged@x.com")
+    # The CRM reports this browser's anonymous id with the lead: it vouches that the visitor is the lead.
+    crm = ev("record_update", 2, ids={"email": "real@x.com", "anonymous_id": "a-1"}, first_name="진짜")
+    more = ev("page_view", 3, ids={"anonymous_id": "a-1"})
     more.source = "web"
     p.replay([crm, more])
     assert sorted(a.type for a in fired(p, "hot")[1].actions) == ["message", "set", "tag", "task"]
+    assert len(p.store.entities("lead")) == 1

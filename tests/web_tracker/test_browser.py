@@ -58,7 +58,9 @@ def test_anonymous_visitor_who_identifies_is_one_lead_and_sees_the_coupon_once(
     # The anonymous browsing and the identify landed on ONE lead, with every id.
     anonymous_id = visitor.evaluate("window.analytics.user().then(u => u.anonymousId())")
     [(lead_id, _kind, state)] = sidecar.store.entities("lead")
-    assert state["identities"] == {"anonymous_id": anonymous_id, "user_id": "user-42", "email": "kim@example.com"}
+    # The email is the visitor's claim (the public tracker cannot vouch for it): kept, findable, never an id.
+    assert state["identities"] == {"anonymous_id": anonymous_id, "user_id": "user-42"}
+    assert state["claims"] == {"email": "kim@example.com"}
     assert sidecar.store.find_entity("kim@example.com") == lead_id == sidecar.store.find_entity("user-42")
     assert state["props"]["first_name"] == "유진" and state["props"]["email"] == "kim@example.com"
     assert not state["trusted"]  # only the public tracker knows this lead
