@@ -11,14 +11,21 @@ Why it looks like this:
   bounds the cost.
 - Plugins receive the idempotency key, so a push retried after a crash (claimed, pushed, not yet marked) is
   applied once.
+- A claim names its process (host:pid:token). An action left `sending` by a process on this host that is gone
+  (kill -9, OOM), or by a pass of our own that failed half-way (the store refused to record an outcome), is due
+  again on the next pass, not only when its lease runs out, and is retried with the same key. Claims of other
+  hosts, or of another live process, wait for the lease.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import random
+import socket
 import threading
 import time
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -66,6 +73,7 @@ class Dispatcher:
         self.batch = batch
         self.lease = lease
         self.last: list[PushOutcome] = []
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
 
     # -------------------------------------------------------------- one pass
 
@@ -73,9 +81,35 @@ class Dispatcher:
         """Push every action due at `now` (at most `batch` of them); returns how many were handled."""
 
         now = self.clock.now() if now is None else now
-        claimed = self.store.claim_due(now, limit=self.batch, lease=self.lease)
+        self.recover(now)
+        claimed = self.store.claim_due(now, limit=self.batch, lease=self.lease, owner=self.owner)
         self.last = [self.push(item, attempts, now) for item, attempts in claimed]
         return len(claimed)
+
+    def recover(self, now: float) -> int:
+        """Make due again the actions left `sending` by a dead process on this host, or by an earlier pass of
+        this dispatcher that failed half-way (the store refused to record an outcome); returns how many.
+
+        A pass runs on one thread and starts with no push in flight, so any claim of our own is such a leftover.
+        """
+
+        released = 0
+        for claimant in self.store.claimants():
+            if claimant is None:
+                continue
+            if claimant == self.owner:
+                reason = ("the outcome of the last try could not be recorded (the store refused the write); "
+                          "retried with the same idempotency key")
+            elif _gone(claimant, self.owner):
+                reason = (f"the process pushing it ({claimant}) died before it heard the answer; "
+                          "retried with the same idempotency key")
+            else:
+                continue
+            n = self.store.release_claims(claimant, now, reason)
+            if n:
+                log.warning("%d action(s) claimed by %s are due again: %s", n, claimant, reason)
+            released += n
+        return released
 
     def run(self, stop: threading.Event, idle: float = 1.0) -> None:
         """Dispatch until `stop` is set, for a process that only pushes (the worker calls `run_once` itself)."""
@@ -150,6 +184,37 @@ class Dispatcher:
             pushed = outcome.target is not None and outcome.seconds > 0
             self.metrics.count_push(outcome.target or "none", outcome.status, outcome.seconds if pushed else None)
         return outcome
+
+
+def _gone(claimant: str, me: str) -> bool:
+    """Whether the process that made a claim is surely gone: same host, and its pid is ours under another token
+    (a restart that got the same pid, as in a container) or no longer a running process."""
+
+    my_host, my_pid, my_token = me.rsplit(":", 2)
+    try:
+        their_host, their_pid, their_token = claimant.rsplit(":", 2)
+        pid = int(their_pid)
+    except ValueError:
+        return False
+    if their_host != my_host:
+        return False  # another machine: only its lease can tell
+    if str(pid) == my_pid:
+        return their_token != my_token  # our pid under another token: an earlier process of the same pid
+    return not _running(pid)
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, another user's
+    try:  # a killed child not yet reaped by its parent is a zombie: gone for our purpose
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            return stat.read().rsplit(b")", 1)[1].split()[0] != b"Z"
+    except (OSError, IndexError):
+        return True
 
 
 def _kind(item: OutboxItem) -> tuple[str, str | None]:

@@ -54,11 +54,13 @@ def _error(status: int, reason: str, **extra: Any) -> Response:
 
 
 def create_app(runtime: Runtime, pm: Any = None, *, packs: list[Any] | None = None,
-               checks: dict[str, Check] | None = None) -> Flask:
+               checks: dict[str, Check] | None = None,
+               status: Callable[[], dict[str, Any]] | None = None) -> Flask:
     """The receiver app for `runtime`, with every plugin's sources mounted.
 
     `packs` are the loaded rule packs (None: not loaded, /readyz answers 503); `checks` are extra readiness
-    checks (the server adds the worker's). The runtime handed to views is a copy whose `ingest` also counts
+    checks (the server adds the worker's); `status` adds fields to /readyz's answer that do not decide readiness
+    (the last reload of the rule packs). The runtime handed to views is a copy whose `ingest` also counts
     events in `runtime.metrics` (created if missing).
     """
 
@@ -85,14 +87,15 @@ def create_app(runtime: Runtime, pm: Any = None, *, packs: list[Any] | None = No
 
     pm.hook.register_sources(register=register)
     app.extensions["crmrules.sources"] = sources
-    _routes(app, runtime, packs, checks or {})
+    _routes(app, runtime, packs, checks or {}, status)
     _error_handlers(app, metrics, sources, cap)
     document = openapi.build(app, sources)  # built now so that two plugins claiming one route fail at start
     app.add_url_rule("/openapi.json", "openapi", lambda: jsonify(document))
     return app
 
 
-def _routes(app: Flask, runtime: Runtime, packs: list[Any] | None, checks: dict[str, Check]) -> None:
+def _routes(app: Flask, runtime: Runtime, packs: list[Any] | None, checks: dict[str, Check],
+            status: Callable[[], dict[str, Any]] | None) -> None:
     @app.get("/healthz")
     def healthz() -> Response:
         """The process answers; nothing else is checked (a liveness probe must not fail on a busy disk)."""
@@ -111,8 +114,10 @@ def _routes(app: Flask, runtime: Runtime, packs: list[Any] | None, checks: dict[
             except Exception as exc:  # a broken check means not ready, not a 500
                 results[name] = f"check failed: {exc}"
         ready = all(v == "ok" for v in results.values())
-        response = jsonify({"ready": ready, "checks": results,
-                            "rules": sum(len(p.rules) for p in packs) if packs else 0})
+        answer = {"ready": ready, "checks": results, "rules": sum(len(p.rules) for p in packs) if packs else 0}
+        if status is not None:
+            answer.update(status())
+        response = jsonify(answer)
         response.status_code = 200 if ready else 503
         response.headers["Cache-Control"] = "no-store"
         return response
@@ -170,6 +175,13 @@ def _error_handlers(app: Flask, metrics: Metrics, sources: dict[str, Blueprint],
         response = _error(503, "the store cannot take writes right now; nothing was kept, send again later")
         response.headers["Retry-After"] = str(RETRY_AFTER_UNAVAILABLE)
         return response
+
+    @app.errorhandler(RecursionError)
+    def too_deep(exc: RecursionError) -> Response:
+        # json.loads (and Flask's get_json) recurse per nesting level: "[[[[…" a million deep, well under
+        # max_body_bytes, is a sender's problem, not ours. Raised before any ingest, so nothing was written.
+        log.warning("refused %s %s: the body is nested too deeply to read", request.method, request.path)
+        return _error(400, "the body is nested too deeply to read")
 
     @app.errorhandler(Exception)
     def internal(exc: Exception) -> Response:

@@ -71,6 +71,10 @@ class Metrics:
         self.worker_errors = Counter("crmrules_worker_errors", "Worker cycles that failed (retried).", registry=r)
         self.worker_heartbeat = Gauge("crmrules_worker_last_cycle_timestamp_seconds",
                                       "When the worker last finished a cycle (Unix time).", registry=r)
+        self.reloads = Counter("crmrules_rules_reloads", "Rule pack reloads (SIGHUP) by result (ok, failed).",
+                               ["result"], registry=r)
+        self.reload_failed = Gauge("crmrules_rules_reload_failed", "1 when the last reload of the rule packs "
+                                   "was refused (the packs loaded before keep running), else 0.", registry=r)
         if store is not None:
             r.register(_StoreGauges(store))
         self._decisions_seen: dict[str, int] = {}

@@ -38,7 +38,16 @@ COMPONENTS: dict[str, Any] = {"schemas": {
     "Readiness": {"type": "object", "properties": {
         "ready": {"type": "boolean"},
         "checks": {"type": "object", "additionalProperties": {"type": "string"},
-                   "description": "check name → 'ok' or why it failed"}}},
+                   "description": "check name → 'ok' or why it failed"},
+        "rules": {"type": "integer", "minimum": 0, "description": "rules running now"},
+        "reload": {"type": "object", "description": "the last reload of the rule packs (SIGHUP), once there was one",
+                   "required": ["ok", "at"], "properties": {
+                       "ok": {"type": "boolean", "description": "false: refused, the packs loaded before keep running"},
+                       "at": {"type": "number", "description": "Unix time"},
+                       "packs": {"type": "integer"}, "rules": {"type": "integer"},
+                       "errors": {"type": "array", "items": {"type": "string"},
+                                  "description": "file:line:column: message, for each error"}}}},
+        "required": ["ready", "checks"]},
 }}
 
 _CONVERTER = re.compile(r"<(?:(?P<conv>[a-zA-Z_]+)(?:\([^)]*\))?:)?(?P<name>\w+)>")

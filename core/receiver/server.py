@@ -3,6 +3,10 @@
 Why waitress: a production WSGI server in pure Python with no extra process manager. Requests run on its
 threads and only write the inbox; the single worker thread evaluates. On SIGTERM or SIGINT the server stops
 taking requests and finishes those in flight, then the worker finishes its cycle, then the store closes.
+
+SIGHUP re-reads the rule packs (same paths and variable overrides) on the worker thread, between two cycles. A
+pack with errors is refused as a whole: the packs already running keep running, every error is logged with its
+file:line:column, and the failure shows in /readyz (`reload`) and in `crmrules_rules_reload_failed`.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 import logging
 import signal
 import sys
+import time
 from typing import Any
 
 import waitress
@@ -54,7 +59,9 @@ def serve(settings: Settings, packs: list[Any], host: str = "127.0.0.1", port: i
 
     runtime = Runtime(ingest=ingest, settings=settings.model_dump(), store=store, metrics=metrics)
     checks = {"worker": runner.health} if runner is not None else {}
-    app = create_app(runtime, pm, packs=packs, checks=checks)
+    packs = list(packs)  # replaced in place by a reload, so /readyz counts the rules running
+    reloader = Reloader(settings, pipeline, packs, metrics)
+    app = create_app(runtime, pm, packs=packs, checks=checks, status=reloader.status)
     counted_ingest = app.extensions["crmrules"].ingest
     poller = Poller(pm, store, counted_ingest, settings.plugins, metrics=metrics,
                     on_ingest=runner.wake if runner is not None else None, context=app.app_context)
@@ -74,8 +81,13 @@ def serve(settings: Settings, packs: list[Any], host: str = "127.0.0.1", port: i
     url = _url(server)
     previous = {sig: signal.signal(sig, _raise_stop) for sig in (signal.SIGTERM, signal.SIGINT)}
     if runner is not None:  # pollers run beside the one evaluator, not in every receive-only process
+        runner.reload = reloader.reload
+        previous[signal.SIGHUP] = signal.signal(signal.SIGHUP, lambda signum, frame: runner.request_reload())
         runner.start()
         poller.start()
+    else:  # SIGHUP's default would end the process
+        previous[signal.SIGHUP] = signal.signal(
+            signal.SIGHUP, lambda signum, frame: log.warning("SIGHUP ignored: this process runs no rules (--no-worker)"))
     rules = sum(len(p.rules) for p in packs)
     print(f"crmrules: serving on {url} ({len(packs)} pack(s), {rules} rule(s), store {settings.store}"
           f"{'' if runner else ', no worker'})", flush=True)
@@ -91,6 +103,57 @@ def serve(settings: Settings, packs: list[Any], host: str = "127.0.0.1", port: i
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         print("crmrules: stopped", flush=True)
+
+
+class Reloader:
+    """Re-reads the rule packs into the running pipeline; keeps the old program when the new one has errors."""
+
+    def __init__(self, settings: Settings, pipeline: Pipeline, packs: list[Any], metrics: Metrics):
+        self.settings = settings
+        self.pipeline = pipeline
+        self.packs = packs
+        self.metrics = metrics
+        self.last: dict[str, Any] | None = None
+
+    def status(self) -> dict[str, Any]:
+        return {"reload": self.last} if self.last is not None else {}
+
+    def reload(self) -> bool:
+        """Called on the worker thread; True when the new packs run now."""
+
+        from ..cli import load_rules
+        from ..language import PackError
+
+        log.info("SIGHUP: reloading the rule packs from %s", ", ".join(map(str, self.settings.rules)))
+        try:
+            packs = load_rules(list(self.settings.rules), self.settings)
+        except PackError as exc:
+            return self._failed([str(e) for e in exc.errors])
+        except (OSError, ValueError) as exc:  # a pack folder gone, unreadable YAML outside the checker
+            return self._failed([f"{type(exc).__name__}: {exc}"])
+        old = (self.pipeline.program, self.pipeline.decider, self.pipeline.evaluator)
+        try:
+            self.pipeline.load(packs)
+        except Exception as exc:  # compiling failed after the checker passed: a bug, but never a dead sidecar
+            self.pipeline.program, self.pipeline.decider, self.pipeline.evaluator = old
+            log.exception("the reloaded packs do not compile")
+            return self._failed([f"{type(exc).__name__}: {exc}"])
+        self.packs[:] = packs
+        rules = sum(len(p.rules) for p in packs)
+        self.last = {"ok": True, "at": time.time(), "packs": len(packs), "rules": rules}
+        self.metrics.reloads.labels("ok").inc()
+        self.metrics.reload_failed.set(0)
+        log.warning("reloaded the rule packs: %d pack(s), %d rule(s)", len(packs), rules)
+        return True
+
+    def _failed(self, errors: list[str]) -> bool:
+        for error in errors:
+            log.error("reload refused: %s", error)
+        log.error("reload refused with %d error(s); the packs loaded before keep running", len(errors))
+        self.last = {"ok": False, "at": time.time(), "errors": errors}
+        self.metrics.reloads.labels("failed").inc()
+        self.metrics.reload_failed.set(1)
+        return False
 
 
 def _raise_stop(signum: int, frame: Any) -> None:

@@ -44,6 +44,8 @@ class Worker:
         self._thread: threading.Thread | None = None
         self.cycles = 0
         self.last_error: str | None = None
+        self.reload: Callable[[], Any] | None = None  # run on this thread, between cycles (SIGHUP)
+        self._reload = threading.Event()
 
     # -------------------------------------------------------------- control
 
@@ -68,6 +70,21 @@ class Worker:
         """New events are in the inbox: run a cycle now rather than after the idle pause."""
 
         self._wake.set()
+
+    def request_reload(self) -> None:
+        """Re-read the rule packs before the next cycle (safe to call from a signal handler)."""
+
+        self._reload.set()
+        self._wake.set()
+
+    def _maybe_reload(self) -> None:
+        if self._reload.is_set():
+            self._reload.clear()
+            if self.reload is not None:
+                try:
+                    self.reload()
+                except Exception:  # a reload must never stop evaluation with the packs already running
+                    log.exception("reloading the rule packs failed; the running packs stay")
 
     @property
     def alive(self) -> bool:
@@ -130,6 +147,7 @@ class Worker:
         with self.context():
             while not self._stop.is_set():
                 self._wake.clear()
+                self._maybe_reload()
                 try:
                     done = self.cycle()
                     failures = 0
@@ -141,7 +159,8 @@ class Worker:
                         self.metrics.worker_errors.inc()
                     pause = min(self.max_backoff, self.idle * 2 ** min(failures, 10))
                     log.exception("worker cycle failed (%d in a row); again in %.1f s", failures, pause)
-                    self._stop.wait(pause)
+                    # An accepted event wakes it early: the store took that write, so it likely takes ours.
+                    self._wake.wait(pause)
                     continue
                 if not done:
                     self._wake.wait(self.idle)

@@ -33,6 +33,7 @@ CREATE TABLE IF NOT EXISTS inbox (
 CREATE INDEX IF NOT EXISTS inbox_pending ON inbox (status, seq);
 CREATE TABLE IF NOT EXISTS identities (
   entity_kind TEXT NOT NULL, id_kind TEXT NOT NULL, value TEXT NOT NULL, entity_id TEXT NOT NULL,
+  trusted INTEGER NOT NULL DEFAULT 1,  -- 0: only an untrusted source (the public tracker) linked it
   PRIMARY KEY (entity_kind, id_kind, value)
 );
 CREATE INDEX IF NOT EXISTS identities_entity ON identities (entity_id);
@@ -58,7 +59,8 @@ CREATE TABLE IF NOT EXISTS outbox (
   action_type TEXT NOT NULL, body TEXT NOT NULL, due_at REAL NOT NULL,
   status TEXT NOT NULL DEFAULT 'pending',  -- pending | sending | sent | dead | cancelled
   attempts INTEGER NOT NULL DEFAULT 0, next_at REAL NOT NULL, last_error TEXT,
-  created_at REAL NOT NULL, sent_at REAL, result TEXT
+  created_at REAL NOT NULL, sent_at REAL, result TEXT,
+  claimed_by TEXT  -- while 'sending': host:pid:token of the process pushing it
 );
 CREATE INDEX IF NOT EXISTS outbox_due ON outbox (status, next_at);
 CREATE INDEX IF NOT EXISTS outbox_entity ON outbox (entity_id, rule);
@@ -79,7 +81,29 @@ class SQLiteStore:
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
+        # This process's writers queue here before BEGIN IMMEDIATE. SQLite's own busy handler polls with sleeps
+        # of up to 100 ms, so a receiver thread waiting on it nearly always lost the lock to the worker, which
+        # starts its next batch at once (acknowledgements waited seconds). A thread lock hands over on release.
+        # Other processes still meet busy_timeout.
+        self._writer = threading.Lock()
         self._conn().executescript(SCHEMA)  # executescript commits by itself
+        self._migrate()
+
+    def _migrate(self) -> None:
+        """Columns added after a store file was created."""
+
+        columns = {r["name"] for r in self._conn().execute("PRAGMA table_info(outbox)")}
+        if "claimed_by" not in columns:
+            try:
+                self._conn().execute("ALTER TABLE outbox ADD COLUMN claimed_by TEXT")
+            except sqlite3.OperationalError:  # a read-only file: readers do not need the column
+                pass
+        columns = {r["name"] for r in self._conn().execute("PRAGMA table_info(identities)")}
+        if "trusted" not in columns:  # links made before trust was kept per link count as before: trusted
+            try:
+                self._conn().execute("ALTER TABLE identities ADD COLUMN trusted INTEGER NOT NULL DEFAULT 1")
+            except sqlite3.OperationalError:
+                pass
 
     # ------------------------------------------------------------------ connections and transactions
 
@@ -109,29 +133,34 @@ class SQLiteStore:
             finally:
                 self._local.depth -= 1
             return
+        if not self._writer.acquire(timeout=30):
+            raise StoreUnavailable("database is locked (another thread of this process kept writing for 30 s)")
         try:
-            conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as exc:
-            raise StoreUnavailable(str(exc)) from exc
-        self._local.depth = 1
-        try:
-            yield conn
-        except BaseException:
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                raise StoreUnavailable(str(exc)) from exc
+            self._local.depth = 1
+            try:
+                yield conn
+            except BaseException:
+                self._local.depth = 0
+                try:
+                    conn.execute("ROLLBACK")
+                except sqlite3.OperationalError:
+                    pass
+                raise
             self._local.depth = 0
             try:
-                conn.execute("ROLLBACK")
-            except sqlite3.OperationalError:
-                pass
-            raise
-        self._local.depth = 0
-        try:
-            conn.execute("COMMIT")
-        except sqlite3.OperationalError as exc:
-            try:
-                conn.execute("ROLLBACK")
-            except sqlite3.OperationalError:
-                pass
-            raise StoreUnavailable(str(exc)) from exc
+                conn.execute("COMMIT")
+            except sqlite3.OperationalError as exc:
+                try:
+                    conn.execute("ROLLBACK")
+                except sqlite3.OperationalError:
+                    pass
+                raise StoreUnavailable(str(exc)) from exc
+        finally:
+            self._writer.release()
 
     def close(self) -> None:
         with self._lock:
@@ -218,10 +247,25 @@ class SQLiteStore:
                 found[(id_kind, value)] = row["entity_id"]
         return found
 
-    def link(self, entity_kind: str, pairs: list[tuple[str, str]], entity_id: str) -> None:
+    def lookup_links(self, entity_kind: str, pairs: list[tuple[str, str]]) -> dict[tuple[str, str], tuple[str, bool]]:
+        """Like `lookup`, with whether a trusted source made each link."""
+
+        db = self._conn()
+        found = {}
+        for id_kind, value in pairs:
+            row = db.execute("SELECT entity_id, trusted FROM identities WHERE entity_kind=? AND id_kind=? AND value=?",
+                             (entity_kind, id_kind, self.sealer.blind(value))).fetchone()
+            if row:
+                found[(id_kind, value)] = (row["entity_id"], bool(row["trusted"]))
+        return found
+
+    def link(self, entity_kind: str, pairs: list[tuple[str, str]], entity_id: str, trusted: bool = True) -> None:
+        """Point ids at an entity. A trusted link replaces any; an untrusted one only takes an id nobody has."""
+
+        verb = "INSERT OR REPLACE" if trusted else "INSERT OR IGNORE"
         with self.transaction() as db:
-            db.executemany("INSERT OR REPLACE INTO identities (entity_kind, id_kind, value, entity_id) VALUES (?,?,?,?)",
-                           [(entity_kind, k, self.sealer.blind(v), entity_id) for k, v in pairs])
+            db.executemany(f"{verb} INTO identities (entity_kind, id_kind, value, entity_id, trusted) VALUES (?,?,?,?,?)",
+                           [(entity_kind, k, self.sealer.blind(v), entity_id, int(trusted)) for k, v in pairs])
 
     def new_entity_id(self, kind: str) -> str:
         return f"{kind[0]}_{uuid.uuid4().hex[:16]}"
@@ -230,14 +274,21 @@ class SQLiteStore:
         row = self._conn().execute("SELECT state FROM entities WHERE id=?", (entity_id,)).fetchone()
         return json.loads(self.sealer.open(row["state"])) if row else None
 
+    _SAVE_ENTITY = ("INSERT INTO entities (id, kind, state, version, updated_at) VALUES (?,?,?,1,?) "
+                    "ON CONFLICT(id) DO UPDATE SET state=excluded.state, version=version+1, "
+                    "updated_at=excluded.updated_at")
+
     def save_entity(self, entity_id: str, kind: str, state: dict[str, Any]) -> None:
+        self.save_entities([(entity_id, kind, state, time.time())])
+
+    def save_entities(self, rows: list[tuple[str, str, dict[str, Any], float]]) -> None:
+        """Several entities' states, (id, kind, state, updated_at) each, in one statement."""
+
+        dumps, seal = json.dumps, self.sealer.seal
         with self.transaction() as db:
-            blob = self.sealer.seal(json.dumps(state, ensure_ascii=False, separators=(",", ":")))
-            db.execute(
-                "INSERT INTO entities (id, kind, state, version, updated_at) VALUES (?,?,?,1,?) "
-                "ON CONFLICT(id) DO UPDATE SET state=excluded.state, version=version+1, updated_at=excluded.updated_at",
-                (entity_id, kind, blob, time.time()),
-            )
+            db.executemany(self._SAVE_ENTITY, [
+                (entity_id, kind, seal(dumps(state, ensure_ascii=False, separators=(",", ":"))), at)
+                for entity_id, kind, state, at in rows])
 
     def entity_created_seq(self, entity_id: str) -> int:
         row = self._conn().execute("SELECT rowid FROM entities WHERE id=?", (entity_id,)).fetchone()
@@ -272,7 +323,8 @@ class SQLiteStore:
         row = db.execute("SELECT id FROM entities WHERE id=?", (text,)).fetchone()
         if row:
             return row["id"]
-        row = db.execute("SELECT entity_id FROM identities WHERE value=? OR value=?",
+        row = db.execute("SELECT entity_id FROM identities WHERE value=? OR value=? "
+                         "ORDER BY trusted DESC, id_kind LIKE 'claimed:%'",  # a vouched record before a claimant
                          (self.sealer.blind(text), self.sealer.blind(text.lower()))).fetchone()
         if row:
             return row["entity_id"]
@@ -310,9 +362,11 @@ class SQLiteStore:
         with self.transaction() as db:
             db.execute("DELETE FROM timers WHERE entity_id=? AND rule_key=? AND key=?", (entity_id, rule_key, key))
 
-    def cancel_timers(self, entity_id: str, rule_key: str) -> None:
+    def cancel_timers(self, entity_id: str, rule_key: str) -> int:
+        """Drop a rule's waiting timers for an entity; returns how many there were (0: nothing was pending)."""
+
         with self.transaction() as db:
-            db.execute("DELETE FROM timers WHERE entity_id=? AND rule_key=?", (entity_id, rule_key))
+            return db.execute("DELETE FROM timers WHERE entity_id=? AND rule_key=?", (entity_id, rule_key)).rowcount
 
     def timers_of(self, entity_id: str) -> list[dict[str, Any]]:
         rows = self._conn().execute("SELECT rule_key, key, due_at FROM timers WHERE entity_id=? ORDER BY due_at",
@@ -321,10 +375,13 @@ class SQLiteStore:
 
     # ------------------------------------------------------------------ decisions and outbox
 
-    def record(self, decisions: list[Decision], items: list[OutboxItem]) -> int:
-        """Store decisions and queue their actions; returns how many outbox rows were new."""
+    def record(self, decisions: list[Decision], items: list[OutboxItem], created_at: list[float] | None = None) -> int:
+        """Store decisions and queue their actions; returns how many outbox rows were new.
+
+        `created_at` gives each item's time of decision when a caller writes a batch of them at once."""
 
         now = time.time()
+        created = created_at if created_at is not None else [now] * len(items)
         with self.transaction() as db:
             db.executemany(
                 "INSERT OR IGNORE INTO decisions (id, rule, pack, rule_version, entity_id, entity_kind, trigger, at, "
@@ -332,18 +389,18 @@ class SQLiteStore:
                 [(d.id, d.rule, d.pack, d.rule_version, d.entity_id, d.entity_kind, d.trigger, d.at, d.outcome,
                   d.reason, self.sealer.seal(d.model_dump_json())) for d in decisions],
             )
-            new = 0
-            for item in items:
-                cur = db.execute(
-                    "INSERT OR IGNORE INTO outbox (key, decision_id, rule, entity_id, action_type, body, due_at, "
-                    "next_at, created_at) VALUES (?,?,?,?,?,?,?,?,?)",
-                    (item.idempotency_key, item.decision_id, item.rule, item.entity_id, item.action.type,
-                     self.sealer.seal(item.model_dump_json()), item.due_at, item.due_at, now),
-                )
-                new += cur.rowcount
-        return new
+            cur = db.executemany(
+                "INSERT OR IGNORE INTO outbox (key, decision_id, rule, entity_id, action_type, body, due_at, "
+                "next_at, created_at) VALUES (?,?,?,?,?,?,?,?,?)",
+                [(item.idempotency_key, item.decision_id, item.rule, item.entity_id, item.action.type,
+                  self.sealer.seal(item.model_dump_json()), item.due_at, item.due_at, at)
+                 for item, at in zip(items, created)],
+            )
+            return max(cur.rowcount, 0)  # executemany sums the rows each INSERT added
 
     def cancel_pending(self, entity_id: str, rule_key: str, after: float) -> int:
+        """Cancel a rule's delayed actions due after `after`; returns how many were still pending."""
+
         with self.transaction() as db:
             cur = db.execute("UPDATE outbox SET status='cancelled', last_error='goal reached' WHERE entity_id=? AND "
                              "rule=? AND status='pending' AND due_at > ?", (entity_id, rule_key, after))
@@ -357,30 +414,48 @@ class SQLiteStore:
         return [Decision.model_validate_json(self.sealer.open(r["body"])) for r in
                 self._conn().execute("SELECT body FROM decisions ORDER BY at, rowid")]
 
-    def claim_due(self, now: float, limit: int = 50, lease: float = 60.0) -> list[tuple[OutboxItem, int]]:
-        """Take due actions for pushing; a crashed pusher's claim expires after `lease` seconds."""
+    def claim_due(self, now: float, limit: int = 50, lease: float = 60.0,
+                  owner: str | None = None) -> list[tuple[OutboxItem, int]]:
+        """Take due actions for pushing, as `owner` (see `release_claims`); a claim expires after `lease` s."""
 
         with self.transaction() as db:
             rows = db.execute(
                 "SELECT key, body, attempts FROM outbox WHERE status IN ('pending','sending') AND next_at <= ? "
                 "ORDER BY next_at LIMIT ?", (now, limit)).fetchall()
-            db.executemany("UPDATE outbox SET status='sending', next_at=? WHERE key=?",
-                           [(now + lease, r["key"]) for r in rows])
+            db.executemany("UPDATE outbox SET status='sending', next_at=?, claimed_by=? WHERE key=?",
+                           [(now + lease, owner, r["key"]) for r in rows])
         return [(OutboxItem.model_validate_json(self.sealer.open(r["body"])), r["attempts"]) for r in rows]
+
+    def claimants(self) -> list[str | None]:
+        """Who holds the actions being pushed now (None: claimed by a version that did not say)."""
+
+        return [r[0] for r in self._conn().execute("SELECT DISTINCT claimed_by FROM outbox WHERE status='sending'")]
+
+    def release_claims(self, owner: str, now: float, reason: str) -> int:
+        """Make the actions `owner` was pushing due again at `now` (its process is gone).
+
+        Not counted as an attempt: rows claimed together cannot be told from the one in flight, and charging all
+        of them would dead-letter actions that were never tried. The retry carries the same idempotency key.
+        """
+
+        with self.transaction() as db:
+            return db.execute("UPDATE outbox SET status='pending', next_at=min(next_at, ?), claimed_by=NULL, "
+                              "last_error=? WHERE status='sending' AND claimed_by=?", (now, reason, owner)).rowcount
 
     def mark_sent(self, key: str, result: str = "") -> None:
         with self.transaction() as db:
-            db.execute("UPDATE outbox SET status='sent', sent_at=?, attempts=attempts+1, result=?, last_error=NULL "
-                       "WHERE key=?", (time.time(), result, key))
+            db.execute("UPDATE outbox SET status='sent', sent_at=?, attempts=attempts+1, result=?, last_error=NULL, "
+                       "claimed_by=NULL WHERE key=?", (time.time(), result, key))
 
     def mark_retry(self, key: str, next_at: float, error: str) -> None:
         with self.transaction() as db:
-            db.execute("UPDATE outbox SET status='pending', attempts=attempts+1, next_at=?, last_error=? WHERE key=?",
+            db.execute("UPDATE outbox SET status='pending', attempts=attempts+1, next_at=?, last_error=?, claimed_by=NULL "
+                       "WHERE key=?",
                        (next_at, error, key))
 
     def mark_dead(self, key: str, error: str) -> None:
         with self.transaction() as db:
-            db.execute("UPDATE outbox SET status='dead', attempts=attempts+1, last_error=? WHERE key=?", (error, key))
+            db.execute("UPDATE outbox SET status='dead', attempts=attempts+1, last_error=?, claimed_by=NULL WHERE key=?", (error, key))
 
     def outbox_rows(self, status: str | None = None, limit: int = 1000) -> list[dict[str, Any]]:
         sql = ("SELECT key, rule, entity_id, action_type, status, attempts, due_at, next_at, last_error, sent_at, body "

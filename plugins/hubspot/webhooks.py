@@ -147,7 +147,8 @@ def to_events(batch: Iterable[Any], options: HubSpotSettings) -> tuple[list[Even
             events.extend(notification_events(item, options))
         except Skip as exc:
             skipped[exc.reason] += 1
-        except (KeyError, TypeError, ValueError, ValidationError) as exc:
+        except (KeyError, TypeError, ValueError, OverflowError, OSError, ValidationError) as exc:
+            # OverflowError/OSError: an occurredAt beyond what a datetime holds (fromtimestamp)
             log.warning("malformed HubSpot notification skipped: %s", _short(exc))
             skipped["malformed"] += 1
     return events, skipped

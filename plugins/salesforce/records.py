@@ -48,7 +48,10 @@ def parse_time(value: Any) -> dt.datetime | None:
     if value is None or value == "":
         return None
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return dt.datetime.fromtimestamp(float(value) / 1000, dt.timezone.utc)
+        try:
+            return dt.datetime.fromtimestamp(float(value) / 1000, dt.timezone.utc)
+        except (OverflowError, OSError, ValueError):  # beyond what a datetime holds: not a time
+            return None
     try:
         parsed = dt.datetime.fromisoformat(str(value).strip())
     except ValueError:
