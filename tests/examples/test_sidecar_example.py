@@ -26,6 +26,7 @@ from tests.hubspot.conftest import CLIENT_SECRET, TOKEN, notification, signed_he
 from tests.standins import hubspot as hubspot_standin
 from tests.support.servers import serve
 from tests.support.sidecar import start_sidecar
+from tests.support.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "sidecar" / "crmrules.yaml"
@@ -46,16 +47,6 @@ def example_config(tmp_path: Path, hubspot_url: str) -> dict[str, Any]:
     config["rules"] = [str((EXAMPLE.parent / r).resolve()) for r in config["rules"]]
     config["plugins"]["hubspot"]["host"] = hubspot_url
     return config
-
-
-def wait_for(check, timeout: float = 20.0, what: str = "it") -> Any:
-    ends = time.monotonic() + timeout
-    while time.monotonic() < ends:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture
@@ -97,7 +88,7 @@ def test_the_example_sidecar_answers_hubspot_and_the_website(tmp_path: Path, hub
         status, _, answer = sidecar.post("/hooks/hubspot", data=body, headers=signed_headers(body, uri=public_url))
         assert status == 200, answer
 
-        [note] = wait_for(lambda: state.notes, what="the industry first e-mail as a HubSpot note")
+        [note] = wait_until(lambda: state.notes, what="the industry first e-mail as a HubSpot note")
         text = json.dumps(note.properties, ensure_ascii=False)
         assert "김유진" in text and "manufacturers" in text, text
 
@@ -120,5 +111,5 @@ def test_the_example_sidecar_answers_hubspot_and_the_website(tmp_path: Path, hub
             assert status == 200, raw
             return json.loads(raw).get("messages", [])
 
-        [message] = wait_for(coupon, what="the secret coupon for the visitor")
+        [message] = wait_until(coupon, what="the secret coupon for the visitor")
         assert "SECRET10" in json.dumps(message, ensure_ascii=False)

@@ -23,6 +23,7 @@ from crmrules_hubspot.signature import sign
 from crmrules_hubspot.webhooks import to_events
 
 from tests.standins import hubspot as hubspot_standin
+from tests.support import waiting
 from tests.support.servers import RunningServer, serve
 from tests.support.sidecar import Sidecar, start_sidecar
 
@@ -250,13 +251,7 @@ def drained(sidecar: Sidecar | Path) -> bool:
 
 
 def wait_until(check: Callable[[], Any], timeout: float = 30.0, what: str = "condition", every: float = 0.05) -> Any:
-    ends = time.monotonic() + timeout
-    while time.monotonic() < ends:
-        value = check()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+    return waiting.wait_until(check, timeout, what, every)  # sidecar restarts are slow: a longer default
 
 
 @dataclass

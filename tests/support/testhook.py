@@ -13,10 +13,11 @@ import json
 import sqlite3
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from tests.support.sidecar import Sidecar
 from tests.support.target import Received, ScriptedTarget
+from tests.support.waiting import wait_until  # noqa: F401  (re-exported for the dispatcher tests)
 
 ROOT = Path(__file__).resolve().parents[2]
 PACK = ROOT / "tests" / "packs" / "sidecar"
@@ -55,11 +56,3 @@ def pushed_for(target: ScriptedTarget, email: str) -> list[Received]:
     return [r for r in target.successes() if (r.body or {}).get("identities", {}).get("email") == email]
 
 
-def wait_until(check: Callable[[], Any], timeout: float = 15.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
