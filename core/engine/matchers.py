@@ -8,9 +8,11 @@ each other (tests do, on generated rules) and so `explain` can show the value of
 from __future__ import annotations
 
 import itertools
+import json
 from typing import Any, Iterable, Protocol
 
 import durable.engine as durable
+import durable_rules_engine as _engine
 
 from .compiler import CompiledRule, Program
 
@@ -31,60 +33,90 @@ class _QuietHost(durable.Host):
 
 
 class DurableMatcher:
-    """Asserts the snapshot as a fact (facts fire every matching rule, events only the first), then retracts it."""
+    """Asserts the snapshot as a fact (facts fire every matching rule, events only the first), then retracts it.
+
+    The rulesets are built through durable-rules' `Host`, but facts go to its engine module directly: the
+    Host's action layer (a `Closure` per fired rule, the session state parsed and written back around each
+    action) exists for user code in actions, and ours only notes the rule's name. The engine still does all of
+    the matching; we start, read and complete each action it queues, exactly as the Host does, minus the state
+    round trip that our actions never change.
+    """
 
     def __init__(self, program: Program):
         self.program = program
         self._host = _QuietHost()
-        self._fired: list[str] = []
         self._names: list[str] = []
+        self._handles: list[int] = []
         self._ids = itertools.count(1)
         tag = program.version
         definitions = {}
         for i, ruleset in enumerate(program.rulesets):
             name = f"crmrules_{tag}_{i}"
             self._names.append(name)
-            definitions[name] = {
-                rule_name: {"all": body["all"], "run": self._recorder(rule_name)} for rule_name, body in ruleset.items()
-            }
+            definitions[name] = {rule_name: {"all": body["all"], "run": _noop} for rule_name, body in ruleset.items()}
         if definitions:
             self._host.set_rulesets(definitions)
+        self._handles = [self._host.get_ruleset(name)._handle for name in self._names]
         self._key_of = {f"r{cr.index}": cr.key for cr in program.rules}
+        # per candidate set (a tuple of keys, the same for most events of one type): slots by ruleset
+        self._plans: dict[tuple[str, ...], list[tuple[int, tuple[str, ...]]]] = {}
 
-    def _recorder(self, rule_name: str):
-        fired = self._fired
+    def _plan(self, candidates: list[CompiledRule]) -> list[tuple[int, tuple[str, ...]]]:
+        key = tuple(cr.key for cr in candidates)
+        plan = self._plans.get(key)
+        if plan is None:
+            by_ruleset: dict[int, set[str]] = {}
+            for cr in candidates:
+                by_ruleset.setdefault(self.program.ruleset_of[cr.key], set()).update(cr.slots)
+            plan = [(index, tuple(sorted(slots))) for index, slots in by_ruleset.items()]
+            if len(self._plans) > 4096:
+                self._plans.clear()
+            self._plans[key] = plan
+        return plan
 
-        def run(_c: Any) -> None:
-            fired.append(rule_name)
+    def _fire(self, handle: int, result: tuple[int, int], text: str, fired: list[str]) -> bool:
+        """Drain the actions an assert or retract queued; False when the engine did not handle the message."""
 
-        return run
+        code, state = result
+        if code == 1:
+            return False
+        if code == 2:
+            raise durable.MessageObservedException(text)
+        if code == 3:
+            state = 0
+        action = _engine.start_action_for_state(handle, state)
+        if not action:
+            return True
+        message = action[1]
+        while message:
+            fired.extend(json.loads(message))
+            message = _engine.complete_and_start_action(handle, state)
+        return True
 
     def match(self, snapshot: dict[str, Any], candidates: Iterable[CompiledRule]) -> set[str]:
         candidates = list(candidates)
         if not candidates:
             return set()
         wanted = {cr.key for cr in candidates}
-        by_ruleset: dict[int, set[str]] = {}
-        for cr in candidates:
-            by_ruleset.setdefault(self.program.ruleset_of[cr.key], set()).update(cr.slots)
         matched: set[str] = set()
-        for index, slots in by_ruleset.items():
+        fired: list[str] = []
+        for index, slots in self._plan(candidates):
             fact = {slot: snapshot.get(slot) for slot in slots}
             # A fresh id per assert: durable-rules dedups identical facts by content hash otherwise.
             fact["id"] = next(self._ids)
             fact["sid"] = "0"
-            name = self._names[index]
-            self._fired.clear()
-            try:
-                self._host.assert_fact(name, fact)
-            except durable.MessageNotHandledException:
+            text = json.dumps(fact, ensure_ascii=False)
+            handle = self._handles[index]
+            fired.clear()
+            if not self._fire(handle, _engine.assert_fact(handle, text), text, fired):
                 continue
-            try:
-                self._host.retract_fact(name, fact)
-            except durable.MessageNotHandledException:
-                pass
-            matched.update(self._key_of[r] for r in self._fired)
+            self._fire(handle, _engine.retract_fact(handle, text), text, fired)
+            matched.update(self._key_of[r] for r in fired)
         return matched & wanted
+
+
+def _noop(_c: Any) -> None:
+    return None
 
 
 def evaluate_json(condition: dict, snapshot: dict[str, Any]) -> bool:
