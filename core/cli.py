@@ -1,4 +1,4 @@
-"""The `crmrules` command line (click): check, test, run, explain, demo, outbox, serve, plugins."""
+"""The `crmrules` command line (click): check, test, run, explain, demo, outbox, prune, serve, plugins."""
 
 from __future__ import annotations
 
@@ -287,6 +287,46 @@ def _full_key(store: Any, prefix: str) -> str:
     if len(keys) != 1:
         _fail(f"{prefix!r} matches {len(keys)} outbox rows; give more of the key")
     return keys[0]
+
+
+PRUNE_LABELS = {"inbox_payloads": "inbox payloads (evaluated events; their keys stay for dedup)",
+                "inbox_keys": "inbox keys (evaluated events)", "decisions": "decisions",
+                "outbox": "outbox rows (sent, cancelled)"}
+
+
+@cli.command()
+@click.option("--dry-run", is_flag=True, help="Count what would be removed; change nothing.")
+@click.option("--store", "store_path", default=None, help="SQLite store (default from settings).")
+@click.pass_context
+def prune(ctx: click.Context, dry_run: bool, store_path: str | None) -> None:
+    """Remove what `retention:` in crmrules.yaml no longer keeps, and print how much per table.
+
+    Defaults: event payloads 30d, event keys (redelivery dedup) 90d, decisions 365d, sent/cancelled outbox
+    rows 90d. Pending and rejected events, pending/sending/dead actions, timers and entities are never
+    removed. Runs in small transactions, so it is safe beside `crmrules serve` (which also prunes hourly).
+    Freed space is reused by new rows; the file does not shrink (VACUUM offline for that).
+    """
+
+    from .store import open_store
+    from .language.durations import format_duration
+
+    settings = _settings(ctx)
+    path = store_path or settings.store
+    if not Path(path).exists():
+        _fail(f"{path}: no store here; pass --store or set `store:` in crmrules.yaml")
+    retention = settings.retention
+    store = open_store(path)
+    try:
+        result = store.prune(retention, dry_run=dry_run, pause=0.005)
+    finally:
+        store.close()
+    keep = {"inbox_payloads": retention.events, "inbox_keys": retention.key_horizon,
+            "decisions": retention.decisions, "outbox": retention.outbox}
+    verb = "would remove" if dry_run else "removed"
+    for kind, label in PRUNE_LABELS.items():
+        age = f"older than {format_duration(keep[kind])}" if keep[kind] is not None else "kept forever"
+        click.echo(f"{verb} {result.counts[kind]:>9,}  {label}, {age}")
+    click.echo(f"{path}: {result.total:,} row(s) {verb}" + (" (dry run)" if dry_run else ""))
 
 
 @cli.command()

@@ -10,12 +10,64 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
+from .language.durations import parse_duration
 from .language.errors import VarsOrigin
 from .language.yamlmarks import DuplicateKey, MarkedDict, load_marked
 
 DEFAULT_CONFIG = "crmrules.yaml"
+
+
+REDELIVERY_WINDOW = 3 * 86400.0
+"""The longest a known source redelivers an event (HubSpot retries webhooks for up to 3 days, Salesforce
+outbound messages for 24 h): the inbox's (source, id) key must outlive it, or a retry is evaluated twice."""
+
+
+class Retention(BaseModel):
+    """How long the store keeps what only the audit trail and `explain` read (`retention:` in crmrules.yaml).
+
+    Durations are written as in the rule language (30d, 12w, 1y); `null` keeps that kind of row forever.
+    Rows something still needs are never pruned: pending or rejected events, pending/sending/dead actions,
+    timers, entities and their identities, and the decisions of actions still waiting.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    events: float | None = Field(30 * 86400.0, description="payload of evaluated events (what `explain` lists)")
+    event_keys: float | None = Field(90 * 86400.0, description="(source, id) of evaluated events: redelivery "
+                                     "dedup; kept at least as long as the payload and never under 3d")
+    decisions: float | None = Field(365 * 86400.0, description="decision records (the audit trail), by decision time")
+    outbox: float | None = Field(90 * 86400.0, description="sent and cancelled actions (and their idempotency keys)")
+    every: float = Field(3600.0, description="how often the sidecar's worker prunes")
+    batch: int = Field(500, ge=1, le=100_000, description="rows per transaction, so receivers never wait long")
+
+    @field_validator("events", "event_keys", "decisions", "outbox", "every", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> Any:
+        if value is None:
+            return None
+        duration = parse_duration(value)  # ValueError → a located settings error
+        if duration.business_hours:
+            raise ValueError(f"{duration.text!r} counts business hours; retention is calendar time (e.g. 30d)")
+        return float(duration)
+
+    @model_validator(mode="after")
+    def _keys_outlive_redelivery(self) -> "Retention":
+        if self.event_keys is not None and self.event_keys < REDELIVERY_WINDOW:
+            raise ValueError("event_keys must be at least 3d: HubSpot redelivers webhooks for up to 3 days, and a "
+                             "redelivered event whose key is gone would be evaluated again")
+        if self.every <= 0:
+            raise ValueError("every must be more than 0s")
+        return self
+
+    @property
+    def key_horizon(self) -> float | None:
+        """How long an evaluated event's key is really kept: never less than its payload."""
+
+        if self.event_keys is None or self.events is None:
+            return None
+        return max(self.event_keys, self.events)
 
 
 class Settings(BaseModel):
@@ -29,6 +81,7 @@ class Settings(BaseModel):
     plugins: dict[str, dict[str, Any]] = Field(default_factory=dict)
     max_body_bytes: int = 1_000_000
     max_attempts: int = 8
+    retention: Retention = Field(default_factory=Retention)
     _vars_file: str | None = PrivateAttr(default=None)
     _vars_marks: tuple[dict, dict] = PrivateAttr(default_factory=lambda: ({}, {}))
 

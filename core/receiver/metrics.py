@@ -75,6 +75,10 @@ class Metrics:
                                ["result"], registry=r)
         self.reload_failed = Gauge("crmrules_rules_reload_failed", "1 when the last reload of the rule packs "
                                    "was refused (the packs loaded before keep running), else 0.", registry=r)
+        self.pruned = Counter("crmrules_pruned_rows", "Store rows removed by retention, by kind (inbox_payloads, "
+                              "inbox_keys, decisions, outbox).", ["kind"], registry=r)
+        self.prune_last = Gauge("crmrules_prune_last_run_timestamp_seconds",
+                                "When retention last finished a full pass over the store (Unix time).", registry=r)
         if store is not None:
             r.register(_StoreGauges(store))
         self._decisions_seen: dict[str, int] = {}
@@ -97,6 +101,11 @@ class Metrics:
         self.pushes.labels(target, status).inc()
         if seconds is not None:
             self.push_seconds.labels(target).observe(seconds)
+
+    def count_pruned(self, counts: dict[str, int]) -> None:
+        for kind, n in counts.items():
+            if n:
+                self.pruned.labels(kind).inc(n)
 
     def sync_pipeline(self, stats: Any) -> None:
         """Add what the pipeline counted since the last call (called from the worker thread only)."""

@@ -49,7 +49,7 @@ def serve(settings: Settings, packs: list[Any], host: str = "127.0.0.1", port: i
     metrics = Metrics(store)
     pipeline = Pipeline(store, packs, clock=clock, custom_actions=plugins.action_types())
     dispatcher = Dispatcher(store, settings, pm, clock, metrics=metrics)
-    runner = Worker(pipeline, dispatcher, clock, metrics=metrics) if worker else None
+    runner = Worker(pipeline, dispatcher, clock, metrics=metrics, retention=settings.retention) if worker else None
 
     def ingest(events: list[Any]) -> list[bool]:
         accepted = pipeline.ingest(events)

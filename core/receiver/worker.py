@@ -26,11 +26,12 @@ CURSOR_KEY = "pull.{source}.cursor"
 
 
 class Worker:
-    """Runs `cycle()` until stopped: evaluate pending events, fire timers due now, push due actions."""
+    """Runs `cycle()` until stopped: evaluate pending events, fire timers due now, push due actions; and,
+    between cycles, a slice of store retention when one is due."""
 
     def __init__(self, pipeline: Any, dispatcher: Any, clock: Any, *, metrics: Any = None, idle: float = 0.25,
                  context: Callable[[], ContextManager[Any]] | None = None, max_backoff: float = 30.0,
-                 batch: int = 200):
+                 batch: int = 200, retention: Any = None, prune_batches: int = 20, prune_pause: float = 0.005):
         self.pipeline = pipeline
         self.batch = batch  # events per transaction: smaller keeps the receivers' inbox writes from waiting long
         self.dispatcher = dispatcher
@@ -46,6 +47,13 @@ class Worker:
         self.last_error: str | None = None
         self.reload: Callable[[], Any] | None = None  # run on this thread, between cycles (SIGHUP)
         self._reload = threading.Event()
+        # Retention (config.Retention): pruned between cycles, `prune_batches` transactions at a time so that
+        # evaluation and the receivers' acks never wait behind a long clean-up; None: never prune.
+        self.retention = retention
+        self.prune_batches = prune_batches
+        self.prune_pause = prune_pause
+        self._prune_due = time.monotonic() if retention is not None else float("inf")
+        self.pruned: dict[str, int] = {}
 
     # -------------------------------------------------------------- control
 
@@ -76,6 +84,37 @@ class Worker:
 
         self._reload.set()
         self._wake.set()
+
+    def _maybe_prune(self) -> None:
+        """Run a slice of retention when due; a full pass is due every `retention.every` seconds.
+
+        A failure is logged and retried at the next interval: pruning is housekeeping and must not make the
+        worker look unhealthy or delay evaluation.
+        """
+
+        if time.monotonic() < self._prune_due or self.retention is None:
+            return
+        store = self.pipeline.store
+        try:
+            result = store.prune(self.retention, max_batches=self.prune_batches, pause=self.prune_pause,
+                                 should_stop=self._stop.is_set)
+        except Exception:
+            log.exception("pruning the store failed; again in %g s", self.retention.every)
+            self._prune_due = time.monotonic() + self.retention.every
+            return
+        for kind, n in result.counts.items():
+            self.pruned[kind] = self.pruned.get(kind, 0) + n
+        if self.metrics is not None:
+            self.metrics.count_pruned(result.counts)
+        if result.more:  # more to do: go on after the next cycle
+            self._prune_due = time.monotonic()
+            return
+        self._prune_due = time.monotonic() + self.retention.every
+        if self.metrics is not None:
+            self.metrics.prune_last.set(time.time())
+        if any(self.pruned.values()):
+            log.info("retention pruned %s", ", ".join(f"{n} {k}" for k, n in self.pruned.items() if n))
+        self.pruned = {}
 
     def _maybe_reload(self) -> None:
         if self._reload.is_set():
@@ -150,6 +189,7 @@ class Worker:
                 self._maybe_reload()
                 try:
                     done = self.cycle()
+                    self._maybe_prune()
                     failures = 0
                     self.last_error = None
                 except Exception as exc:  # the store is busy or full, a plugin misbehaves: back off, go on

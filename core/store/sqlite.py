@@ -15,7 +15,8 @@ import time
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator
 
 from ..models import Decision, Event, OutboxItem
 from .sealing import Sealer
@@ -26,7 +27,7 @@ CREATE TABLE IF NOT EXISTS inbox (
   source TEXT NOT NULL, key TEXT NOT NULL,
   received_at REAL NOT NULL, occurred_at REAL NOT NULL,
   payload TEXT NOT NULL,
-  status TEXT NOT NULL DEFAULT 'pending',  -- pending | done | rejected
+  status TEXT NOT NULL DEFAULT 'pending',  -- pending | done | rejected | pruned (done, payload removed: key only)
   error TEXT,
   UNIQUE (source, key)
 );
@@ -68,6 +69,25 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
 
+@dataclass
+class Pruned:
+    """What one `SQLiteStore.prune` removed (or, dry, would remove), per kind of row; `more`: it stopped early."""
+
+    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(PRUNE_KINDS, 0))
+    more: bool = False
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+
+PRUNE_KINDS = ("inbox_payloads", "inbox_keys", "decisions", "outbox")
+"""inbox_payloads: evaluated events' payloads (the row stays as `pruned`, keeping its dedup key);
+inbox_keys: those rows themselves; decisions: decision records; outbox: sent and cancelled actions."""
+
+_LIVE_OUTBOX = ('pending', 'sending', 'dead')
+
+
 class StoreUnavailable(Exception):
     """The store cannot take writes (disk full, read-only file): callers answer 503 and keep nothing half-done."""
 
@@ -90,7 +110,12 @@ class SQLiteStore:
         self._migrate()
 
     def _migrate(self) -> None:
-        """Columns added after a store file was created."""
+        """Columns and indexes added after a store file was created."""
+
+        try:  # retention deletes decisions by time; without it every pass would scan the whole audit trail
+            self._conn().execute("CREATE INDEX IF NOT EXISTS decisions_at ON decisions (at)")
+        except sqlite3.OperationalError:  # a read-only file: only prune needs it
+            pass
 
         columns = {r["name"] for r in self._conn().execute("PRAGMA table_info(outbox)")}
         if "claimed_by" not in columns:
@@ -219,7 +244,8 @@ class SQLiteStore:
         return {r["status"]: r["n"] for r in rows}
 
     def events_of(self, entity_id: str) -> list[Event]:
-        """Every accepted event about this entity (or a record merged into it), in event time."""
+        """Every evaluated event about this entity (or a record merged into it) whose payload retention still
+        keeps (`pruned` rows have none), in event time."""
 
         ids = [entity_id] + [r[0] for r in self._conn().execute("SELECT from_id FROM merges WHERE into_id=?", (entity_id,))]
         keys = self._conn().execute(
@@ -477,6 +503,95 @@ class SQLiteStore:
         with self.transaction() as db:
             return db.execute("UPDATE outbox SET status='cancelled', last_error='dropped by operator' WHERE key=? "
                               "AND status IN ('pending','dead')", (key,)).rowcount
+
+    # ------------------------------------------------------------------ retention
+
+    def prune(self, retention: Any, now: float | None = None, *, dry_run: bool = False, batch: int | None = None,
+              max_batches: int | None = None, pause: float = 0.0,
+              should_stop: Callable[[], bool] | None = None) -> Pruned:
+        """Delete what `retention` (config.Retention) no longer keeps, oldest first, `batch` rows per transaction.
+
+        Why batches: a receiver's acknowledgement waits for the write lock, so no transaction here may hold it for
+        long; `pause` seconds between batches lets the receivers in. `max_batches` bounds one call (the worker
+        comes back for the rest, `more` says so). Never touched: pending and rejected events, pending, sending and
+        dead actions, decisions of such actions, timers, entities, identities, merges, meta. Ages are wall-clock
+        seconds (`now`, default time.time()) against: inbox `received_at` (redelivery is counted from receipt),
+        decisions `at` (their decision time: event time in a replay), outbox `next_at` and `created_at` both.
+        Freed pages go to SQLite's freelist and are reused by new rows, so the file stops growing; it does not
+        shrink (run VACUUM offline for that).
+        """
+
+        now = time.time() if now is None else now
+        size = batch or retention.batch
+        result = Pruned()
+        steps: list[tuple[str, float | None, str, str]] = [
+            ("inbox_payloads", retention.events,
+             "SELECT seq FROM inbox WHERE status='done' AND received_at < ? ORDER BY seq LIMIT ?",
+             "UPDATE inbox SET status='pruned', payload='', error=NULL WHERE status='done' AND seq=?"),
+            ("inbox_keys", retention.key_horizon,
+             "SELECT seq FROM inbox WHERE status='pruned' AND received_at < ? ORDER BY seq LIMIT ?",
+             "DELETE FROM inbox WHERE status='pruned' AND seq=?"),
+            ("decisions", retention.decisions,
+             "SELECT rowid FROM decisions WHERE at < ? AND id NOT IN (SELECT decision_id FROM outbox WHERE status "
+             f"IN {_LIVE_OUTBOX}) ORDER BY at LIMIT ?",
+             "DELETE FROM decisions WHERE rowid=?"),
+        ]
+        for status in ("sent", "cancelled"):  # one status at a time, so each is a range of the (status, next_at) index
+            steps.append(("outbox", retention.outbox,
+                          f"SELECT key FROM outbox WHERE status='{status}' AND next_at < ?1 AND created_at < ?1 "
+                          "ORDER BY next_at LIMIT ?2",
+                          f"DELETE FROM outbox WHERE status='{status}' AND key=?"))
+        if dry_run:
+            return self._prune_counts(retention, now)
+        batches = 0
+        for kind, keep, select, change in steps:
+            if keep is None:
+                continue
+            while True:
+                # Chosen outside the write lock (WAL readers never wait); each change re-checks the status it
+                # needs, so a row that moved on meanwhile is left alone. A decision cannot gain a live action
+                # later: its actions are written with it, and a sent or cancelled action never becomes live again.
+                ids = [r[0] for r in self._conn().execute(select, (now - keep, size))]
+                if not ids:
+                    break
+                if (max_batches is not None and batches >= max_batches) or (should_stop and should_stop()):
+                    result.more = True
+                    return result
+                if batches and pause:
+                    time.sleep(pause)
+                with self.transaction() as db:
+                    done = db.executemany(change, [(i,) for i in ids]).rowcount
+                batches += 1
+                result.counts[kind] += max(done, 0)
+                if len(ids) < size:
+                    break
+        return result
+
+    def _prune_counts(self, retention: Any, now: float) -> Pruned:
+        """What `prune` would remove now, counted without writing (readers never wait for the write lock)."""
+
+        db = self._conn()
+        out = Pruned()
+
+        def count(sql: str, *args: float) -> int:
+            return db.execute(sql, args).fetchone()[0]
+
+        if retention.events is not None:
+            out.counts["inbox_payloads"] = count(
+                "SELECT count(*) FROM inbox WHERE status='done' AND received_at < ?", now - retention.events)
+        if retention.key_horizon is not None:
+            out.counts["inbox_keys"] = count(  # rows stripped earlier, and those this run strips and then deletes
+                "SELECT count(*) FROM inbox WHERE status IN ('pruned','done') AND received_at < ?",
+                now - retention.key_horizon)
+        if retention.decisions is not None:
+            out.counts["decisions"] = count(
+                "SELECT count(*) FROM decisions WHERE at < ? AND id NOT IN (SELECT decision_id FROM outbox WHERE "
+                f"status IN {_LIVE_OUTBOX})", now - retention.decisions)
+        if retention.outbox is not None:
+            out.counts["outbox"] = count(
+                "SELECT count(*) FROM outbox WHERE status IN ('sent','cancelled') AND next_at < ?1 AND created_at < ?1",
+                now - retention.outbox)
+        return out
 
     # ------------------------------------------------------------------ meta
 
