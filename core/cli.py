@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import difflib
 import os
 import sys
 import time
@@ -61,14 +62,32 @@ def _settings(ctx: click.Context) -> Settings:
     return load_settings(ctx.obj.get("config"))
 
 
+def _plugin_settings_or_exit(settings: Settings) -> None:
+    """Plugin options checked against the models the plugins declare; unknown sections only warn (a plugin
+    may be installed where the sidecar runs and not where `check` runs)."""
+
+    problems, unchecked = plugins.check_settings(settings.plugins)
+    loaded = plugins.plugin_names()
+    for name in unchecked:
+        close = difflib.get_close_matches(name, loaded, n=1)
+        hint = f"did you mean '{close[0]}'?" if close else "is it installed, or misspelled?"
+        click.secho(f"warning: plugins.{name}: no loaded plugin declares these options (loaded: "
+                    f"{', '.join(loaded) or 'none'}); {hint}", fg="yellow", err=True)
+    for line in problems:
+        click.echo(line, err=True)
+    if problems:
+        _fail(f"{len(problems)} error(s) in the plugin settings")
+
+
 @cli.command()
 @click.argument("paths", nargs=-1, type=click.Path(exists=True))
 @click.pass_context
 def check(ctx: click.Context, paths: tuple[str, ...]) -> None:
-    """Validate rule packs; every error with file:line:column. Exits 1 on errors."""
+    """Validate rule packs (every error with file:line:column) and the plugin options. Exits 1 on errors."""
 
     settings = _settings(ctx)
     packs = _packs_or_exit(list(paths) or settings.rules, settings)
+    _plugin_settings_or_exit(settings)
     rules = sum(len(p.rules) for p in packs)
     click.echo(f"ok: {len(packs)} pack(s), {rules} rule(s)")
     for pack in packs:
@@ -346,6 +365,7 @@ def serve(ctx: click.Context, host: str, port: int, threads: int, no_worker: boo
 
     settings = _settings(ctx)
     packs = _packs_or_exit(settings.rules, settings)
+    _plugin_settings_or_exit(settings)
     run_server(settings, packs, host=host, port=port, threads=threads, worker=not no_worker)
 
 

@@ -71,5 +71,15 @@ def register_conditions(register: Callable[..., None]) -> None:
 
 
 @hookspec
+def register_settings(register: Callable[..., None]) -> None:
+    """Declare the options of your section of crmrules.yaml: `register(name, model)`.
+
+    `model` is a pydantic model of `plugins: {<name>: {...}}`; `crmrules check` and `crmrules serve` validate the
+    section against it before anything runs, so a typo surfaces at once and not at the first webhook. Secrets are
+    not options: they come from the environment, which `check` may not have.
+    """
+
+
+@hookspec
 def register_commands(cli: Any) -> None:
     """Add subcommands to the `crmrules` command line (`cli` is a click.Group)."""

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import difflib
 import importlib.util
 import os
 import sys
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import pluggy
+from pydantic import ValidationError
 
 from . import hookspecs
 
@@ -73,6 +75,30 @@ def collect(hook: str) -> dict[str, Any]:
 
     getattr(get_plugin_manager().hook, hook)(register=register)
     return found
+
+
+def check_settings(sections: dict[str, Any]) -> tuple[list[str], list[str]]:
+    """(problems, sections no loaded plugin declared) of the deployment's `plugins:`, each problem naming its key."""
+
+    models = collect("register_settings")
+    problems: list[str] = []
+    for name, section in sorted(sections.items()):
+        if name not in models:
+            continue
+        try:
+            models[name].model_validate(section or {})
+        except ValidationError as exc:
+            problems += [_problem(name, models[name], e) for e in exc.errors()]
+    return problems, sorted(set(sections) - set(models))
+
+
+def _problem(name: str, model: Any, error: Any) -> str:
+    where = ".".join(["plugins", name, *map(str, error["loc"])])
+    if error["type"] != "extra_forbidden":
+        return f"{where}: {error['msg']}"
+    close = difflib.get_close_matches(str(error["loc"][-1]), list(model.model_fields), n=1)
+    hint = f"did you mean '{close[0]}'?" if close else f"the options are: {', '.join(model.model_fields)}"
+    return f"{where}: not an option of the {name} plugin; {hint}"
 
 
 def action_types() -> dict[str, Any]:

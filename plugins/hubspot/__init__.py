@@ -29,6 +29,11 @@ __all__ = ["NAME", "pull", "push_action", "register_sources"]
 
 
 @hookimpl
+def register_settings(register: Callable[..., None]) -> None:
+    register(NAME, HubSpotSettings)
+
+
+@hookimpl
 def register_sources(register: Callable[..., None]) -> None:
     register(NAME, webhooks.blueprint())
 

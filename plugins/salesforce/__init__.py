@@ -17,9 +17,14 @@ from typing import Any, Callable
 
 from crmrules.api import PullResult, PushFailed, hookimpl
 
-from .settings import NAME, parse, split
+from .settings import NAME, SalesforceSettings, parse, split
 
 __all__ = ["NAME", "pull", "push_action", "register_sources"]
+
+
+@hookimpl
+def register_settings(register: Callable[..., None]) -> None:
+    register(NAME, SalesforceSettings)
 
 
 @hookimpl

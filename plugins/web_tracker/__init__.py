@@ -19,9 +19,14 @@ from typing import Any, Callable
 from crmrules.api import ActionNotSupported, PushFailed, RetryLater, hookimpl, runtime
 
 from .onsite import open_onsite
-from .settings import onsite_path, parse, remembered_store, split
+from .settings import TrackerSettings, onsite_path, parse, remembered_store, split
 
 NAME = "web_tracker"
+
+
+@hookimpl
+def register_settings(register: Callable[..., None]) -> None:
+    register(NAME, TrackerSettings)
 
 
 @hookimpl

@@ -36,7 +36,7 @@ def crmrules(env, *args, **kw):
 
 def test_discovered_through_its_entry_point(installed):
     out = crmrules(installed, "plugins")
-    assert "chat: push_action, register_actions" in out.stdout, out.stdout + out.stderr
+    assert "chat: push_action, register_actions, register_settings" in out.stdout, out.stdout + out.stderr
     bare = crmrules(dict(installed, PYTHONPATH=""), "plugins")
     assert "chat:" not in bare.stdout
 
@@ -51,6 +51,19 @@ def test_rules_are_checked_against_the_plugins_model(installed, tmp_path):
     assert out.returncode == 1
     assert f"{bad}:5:22: rules[0].then[0].chat_notify.text: Field required" in out.stderr, out.stderr
     assert f"{bad}:5:23: rules[0].then[0].chat_notify.chanel: Extra inputs are not permitted" in out.stderr
+
+
+def test_its_options_are_checked_against_its_settings_model(installed, tmp_path):
+    pack = tmp_path / "pack.yaml"
+    pack.write_text("rules:\n  - id: a\n    when: {event: x}\n    then: [{chat_notify: {text: 연락}}]\n", encoding="utf-8")
+    config = tmp_path / "crmrules.yaml"
+    config.write_text(f"rules: [{pack}]\nplugins:\n  chat: {{timeout: 2}}\n", encoding="utf-8")
+    assert crmrules(installed, "--config", str(config), "check").returncode == 0
+    config.write_text(f"rules: [{pack}]\nplugins:\n  chat: {{timeout: -1, timout: 2}}\n", encoding="utf-8")
+    out = crmrules(installed, "--config", str(config), "check")
+    assert out.returncode == 1
+    assert "plugins.chat.timeout: Input should be greater than 0" in out.stderr, out.stderr
+    assert "plugins.chat.timout: not an option of the chat plugin; did you mean 'timeout'?" in out.stderr
 
 
 def test_its_action_runs(installed, tmp_path):

@@ -20,6 +20,19 @@ class ChatNotify(BaseModel):
     channel: str | None = None
 
 
+class ChatSettings(BaseModel):
+    """`plugins: {chat: {...}}` in crmrules.yaml; `crmrules check` validates it against this model."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    timeout: float = Field(default=5.0, gt=0, description="seconds to wait for the chat webhook")
+
+
+@hookimpl
+def register_settings(register):
+    register("chat", ChatSettings)
+
+
 @hookimpl
 def register_actions(register):
     register("chat_notify", ChatNotify)
