@@ -8,6 +8,7 @@ as a `blocked` decision with its reason, so `crmrules explain` can answer "why d
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -20,13 +21,54 @@ from .engine.describe import describe_leaf
 from .engine.evaluator import Context, Outcome, Trigger
 from .language import ast
 from .language.durations import format_duration
-from .models import (Action, BEHAVIOUR_ACTIONS, Decision, OutboxItem, STATE_ACTIONS, UNTRUSTED_SOURCES,
-                     stable_hash)
+from .models import (Action, BEHAVIOUR_ACTIONS, Decision, ENTITY_KINDS, OutboxItem, STATE_ACTIONS,
+                     UNTRUSTED_SOURCES, construct_validated, stable_hash)
 from .templates import render, render_value
 
 _ACTION = TypeAdapter(Action)
 MESSAGE_CHANNELS_NEEDING_CONSENT = {"email", "sms", "kakao", "push"}
 KOREA_NIGHT = ast.QuietHours(dt.time(21, 0), dt.time(8, 0), "Asia/Seoul")
+
+
+_SCALARS = (str, int, float, bool, type(None))
+
+
+def _template_free(value: Any) -> bool:
+    return not isinstance(value, str) or ("{{" not in value and "{%" not in value)
+
+
+def _static(spec: ast.ActionSpec) -> bool:
+    """Whether `_build` gives this spec the same actions for every lead and trigger: no template in it, and
+    nothing read from the lead (messages read its locale and country; custom actions go through a plugin's
+    model). Such actions are built once per rule and shared: only immutable values may be in them."""
+
+    f = spec.fields
+    if spec.kind == "score":
+        return True
+    if spec.kind in ("tag", "untag"):
+        return all(isinstance(t, str) and _template_free(t) for t in f["tags"])
+    if spec.kind == "task":
+        return all(_template_free(str(f[k])) for k in ("title", "body", "owner") if k in f and f[k] is not None)
+    if spec.kind == "set":
+        props = f["properties"]
+        return isinstance(props, dict) and all(isinstance(v, _SCALARS) and _template_free(v) for v in props.values())
+    return False
+
+
+@dataclass
+class _RulePlan:
+    """What the decider works out once per compiled rule instead of once per firing."""
+
+    cr: CompiledRule
+    leaves: list[tuple[str, Any]]  # each condition part in words, with the part
+    static: list[bool]  # per `then:` item: built once (see `_static`)
+    built: dict[int, tuple[Any, ...]] = field(default_factory=dict)  # per `then:` item, once built
+    plain: bool = False  # rule id, pack, version and key are plain strings: records need no validation
+    key_part: str = ""  # cr.key as `stable_hash` spells it
+
+
+def _sha(text: str, length: int) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:length]
 
 
 @dataclass
@@ -69,6 +111,18 @@ class Decider:
         self.custom_actions = custom_actions or {}
         self.untrusted_sources = untrusted_sources
         self._packs = {p.name: p for p in program.packs}
+        self._plans: dict[str, _RulePlan] = {}
+
+    def _plan(self, cr: CompiledRule) -> _RulePlan:
+        plan = self._plans.get(cr.key)
+        if plan is None or plan.cr is not cr:
+            rule = cr.rule
+            plan = _RulePlan(cr, [(describe_leaf(leaf), leaf) for leaf in cr.leaves],
+                             [_static(spec) for spec in rule.then])
+            plan.plain = all(type(v) is str for v in (rule.id, rule.pack, rule.version, cr.key))
+            plan.key_part = f"str:{cr.key}"
+            self._plans[cr.key] = plan
+        return plan
 
     # ------------------------------------------------------------------ the verdict
 
@@ -93,16 +147,32 @@ class Decider:
         if shadow:
             return result
         state.note_fired(counter, trigger.ts, float(rule.limit.per) if rule.limit.per else None)
+        plan = self._plan(cr)
+        ts = trigger.ts
+        plain = (plan.plain and type(state.id) is str and type(trigger.id) is str and state.kind in ENTITY_KINDS
+                 and type(ts) in (float, int))
+        prefix = f"{plan.key_part}\x1fstr:{state.id}\x1fstr:{trigger.id}\x1fint:" if plain else ""
         for i, (action, due) in enumerate(actions):
             if action.type in STATE_ACTIONS:
                 result.changed |= self._apply(state, action, trigger.ts)
             if action.type == "message":
                 state.messages.append(trigger.ts)
-            result.outcome.outbox.append(OutboxItem(
-                idempotency_key=stable_hash(cr.key, state.id, trigger.id, i, length=32),
-                decision_id=decision.id, rule=cr.key, entity_id=state.id, entity_kind=state.kind,  # type: ignore[arg-type]
-                identities=dict(state.identities), action=action, due_at=due, decided_at=trigger.ts,
-            ))
+            identities = dict(state.identities)
+            if plain and type(due) in (float, int) and all(type(k) is str and type(v) is str
+                                                           for k, v in identities.items()):
+                # the same fields, values and types `OutboxItem(...)` would give, without validating again
+                item = construct_validated(OutboxItem, {
+                    "idempotency_key": _sha(f"{prefix}{i}", 32), "decision_id": decision.id, "rule": cr.key,
+                    "entity_id": state.id, "entity_kind": state.kind, "identities": identities, "action": action,
+                    "due_at": float(due), "decided_at": float(ts), "record": {}, "shadow": False,
+                })
+            else:
+                item = OutboxItem(
+                    idempotency_key=stable_hash(cr.key, state.id, trigger.id, i, length=32),
+                    decision_id=decision.id, rule=cr.key, entity_id=state.id, entity_kind=state.kind,  # type: ignore[arg-type]
+                    identities=identities, action=action, due_at=due, decided_at=trigger.ts,
+                )
+            result.outcome.outbox.append(item)
         after = {"tags": list(state.tags), "score": state.score}
         for item in result.outcome.outbox:
             item.record = after
@@ -169,16 +239,23 @@ class Decider:
         }
 
     def _actions(self, cr: CompiledRule, ctx: Context, trigger: Trigger) -> tuple[list[tuple[Any, float]], list[str]]:
-        context = _LazyContext(lambda: self.template_context(cr, ctx, trigger))
+        context: _LazyContext | None = None
         pack = self._packs[cr.rule.pack]
+        plan = self._plan(cr)
         out: list[tuple[Any, float]] = []
         notes: list[str] = []
-        for spec in cr.rule.then:
-            try:
-                actions = self._build(spec, context, pack, ctx)
-            except Exception as exc:  # a template that fails on this lead's data: record, do not crash
-                notes.append(f"{spec.path}: could not render: {exc}")
-                continue
+        for n, spec in enumerate(cr.rule.then):
+            actions = plan.built.get(n)
+            if actions is None:
+                if context is None:
+                    context = _LazyContext(lambda: self.template_context(cr, ctx, trigger))
+                try:
+                    actions = tuple(self._build(spec, context, pack, ctx))
+                except Exception as exc:  # a template that fails on this lead's data: record, do not crash
+                    notes.append(f"{spec.path}: could not render: {exc}")
+                    continue
+                if plan.static[n]:
+                    plan.built[n] = actions
             for action in actions:
                 if not self._allowed(action, ctx.subject, trigger):
                     why = ("this came from the tracker by an id no trusted source vouched for" if ctx.subject.trusted
@@ -313,8 +390,8 @@ class Decider:
 
         out: dict[str, Any] = {}
         self._leaf_slots = cr.leaf_slots
-        for leaf in cr.leaves:
-            out[describe_leaf(leaf)] = self._leaf_value(leaf, ctx, trigger, snapshot)
+        for text, leaf in self._plan(cr).leaves:
+            out[text] = self._leaf_value(leaf, ctx, trigger, snapshot)
         return out
 
     def _leaf_value(self, leaf: Any, ctx: Context, trigger: Trigger, snapshot: dict[str, Any]) -> Any:
@@ -330,6 +407,18 @@ class Decider:
     def _decision(self, cr: CompiledRule, ctx: Context, trigger: Trigger, outcome: str, reason: str,
                   facts: dict[str, Any], actions: list[Any], kind: str = "decision") -> Decision:
         event_ids = [trigger.id] if trigger.kind == "event" else [str(trigger.payload.get("anchor_id", ""))] if trigger.payload.get("anchor_id") else []
+        plan = self._plan(cr)
+        subject, rule = ctx.subject, cr.rule
+        if (plan.plain and type(subject.id) is str and type(trigger.id) is str and subject.kind in ENTITY_KINDS
+                and type(trigger.ts) in (float, int)):
+            # the same fields, values and types `Decision(...)` below would give, without validating again:
+            # `actions` were validated when they were built, `facts` is a fresh dict with str keys
+            return construct_validated(Decision, {
+                "id": _sha(f"str:{kind}\x1f{plan.key_part}\x1fstr:{subject.id}\x1fstr:{trigger.id}", 24),
+                "rule": rule.id, "pack": rule.pack, "rule_version": rule.version, "entity_id": subject.id,
+                "entity_kind": subject.kind, "trigger": trigger.id, "event_ids": event_ids, "at": float(trigger.ts),
+                "outcome": outcome, "reason": reason, "facts": _jsonable(facts), "actions": list(actions),
+            })
         return Decision(
             id=stable_hash(kind, cr.key, ctx.subject.id, trigger.id, length=24), rule=cr.rule.id,
             pack=cr.rule.pack, rule_version=cr.rule.version, entity_id=ctx.subject.id,

@@ -233,6 +233,24 @@ class OutboxItem(_Model):
     shadow: bool = False
 
 
+def construct_validated(cls: type[_Model], values: dict[str, Any]) -> Any:
+    """An instance of `cls` from values that already have exactly the types validation would give them.
+
+    The decider builds a `Decision` and an `OutboxItem` per fired rule from parts validated before (actions
+    at render time, ids from `stable_hash`, floats made floats); validating them again cost more than the
+    rest of the record, and `model_construct` does per-field work that is slower still. `values` must hold
+    every field, in field order; it becomes the instance's `__dict__`. The fields reported as set are those
+    the decider used to pass to the validating constructor (`_FIELDS_SET`)."""
+
+    m = cls.__new__(cls)
+    _set = object.__setattr__
+    _set(m, "__dict__", values)
+    _set(m, "__pydantic_fields_set__", _FIELDS_SET[cls].copy())
+    _set(m, "__pydantic_extra__", None)
+    _set(m, "__pydantic_private__", None)
+    return m
+
+
 def stable_hash(*parts: Any, length: int = 24) -> str:
     """A short deterministic hash: replays of the same input give the same ids and keys."""
 
@@ -241,3 +259,11 @@ def stable_hash(*parts: Any, length: int = 24) -> str:
     else:
         blob = json.dumps(parts, sort_keys=True, ensure_ascii=False, default=str).encode("utf-8")
     return hashlib.sha256(blob).hexdigest()[:length]
+
+
+# Fields a validated `Decision(...)`/`OutboxItem(...)` built by the decider reports as set (every keyword it
+# passed): `construct_validated` gives its instances the same.
+_FIELDS_SET: dict[type, set[str]] = {
+    Decision: set(Decision.model_fields),
+    OutboxItem: set(OutboxItem.model_fields) - {"record", "shadow"},
+}
