@@ -7,10 +7,21 @@ import subprocess
 import sys
 import textwrap
 
+import click
 import pytest
 
-COMMANDS = [[], ["check"], ["test"], ["run"], ["explain"], ["demo"], ["serve"], ["outbox"], ["outbox", "list"],
-            ["outbox", "retry"], ["outbox", "drop"], ["plugins"]]
+from crmrules.cli import cli
+
+def _commands(group: click.Group, prefix: list[str]) -> list[list[str]]:
+    """Every command and subcommand of the CLI, read from the click group, so a new one cannot miss its help."""
+
+    found = [prefix]
+    for name, command in sorted(group.commands.items()):
+        found += _commands(command, [*prefix, name]) if isinstance(command, click.Group) else [[*prefix, name]]
+    return found
+
+
+COMMANDS = _commands(cli, [])
 
 
 def crmrules(*args, cwd=None):
