@@ -68,6 +68,14 @@ def ingest(events: list[Event]) -> list[bool]:
     return runtime().ingest(events)
 
 
+def validate_settings(name: str, model: Any, section: Any) -> Any:
+    """Your section `plugins.<name>` as `model`, or a ValueError naming each bad key (as `crmrules check` does)."""
+
+    from .plugins import validate_settings as validate
+
+    return validate(name, model, section)
+
+
 def plugin_settings(name: str) -> dict[str, Any]:
     return dict(runtime().settings.get("plugins", {}).get(name, {}))
 
@@ -76,5 +84,5 @@ __all__ = [
     "CREATED", "DELETED", "RESTORED", "Action", "ActionNotSupported", "AddTag", "AdjustScore", "CallWebhook", "CreateTask", "CustomAction",
     "EntityRef", "Event", "MERGE", "OutboxItem", "PullResult", "PushFailed", "RECORD_UPDATE", "Rejected",
     "RemoveTag", "RetryLater", "Runtime", "SendMessage", "SetProperty", "hookimpl", "ingest", "plugin_settings",
-    "runtime",
+    "runtime", "validate_settings",
 ]

@@ -83,13 +83,23 @@ def check_settings(sections: dict[str, Any]) -> tuple[list[str], list[str]]:
     models = collect("register_settings")
     problems: list[str] = []
     for name, section in sorted(sections.items()):
-        if name not in models:
-            continue
-        try:
-            models[name].model_validate(section or {})
-        except ValidationError as exc:
-            problems += [_problem(name, models[name], e) for e in exc.errors()]
+        if name in models:
+            try:
+                validate_settings(name, models[name], section)
+            except ValueError as exc:
+                problems += str(exc).splitlines()
     return problems, sorted(set(sections) - set(models))
+
+
+def validate_settings(name: str, model: Any, section: Any) -> Any:
+    """`plugins.<name>` validated against `model`; a ValueError with one line per problem, each naming its key.
+
+    The one wording of settings errors, for `crmrules check` and for plugins validating their section at use."""
+
+    try:
+        return model.model_validate(section or {})
+    except ValidationError as exc:
+        raise ValueError("\n".join(_problem(name, model, e) for e in exc.errors())) from None
 
 
 def _problem(name: str, model: Any, error: Any) -> str:

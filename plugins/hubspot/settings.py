@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from crmrules.api import validate_settings
 
 ObjectType = Literal["contacts", "companies", "deals"]
 
@@ -91,11 +93,7 @@ class HubSpotSettings(BaseModel):
 
 
 def parse(options: dict[str, Any] | None) -> HubSpotSettings:
-    try:
-        return HubSpotSettings.model_validate(options or {})
-    except ValidationError as exc:
-        lines = [f"plugins.hubspot.{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()]
-        raise ValueError("\n".join(lines)) from None
+    return validate_settings("hubspot", HubSpotSettings, options)
 
 
 def section(settings: dict[str, Any] | None) -> dict[str, Any]:

@@ -10,7 +10,9 @@ import re
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from crmrules.api import validate_settings
 
 NAME = "salesforce"
 
@@ -180,8 +182,4 @@ def split(settings: dict[str, Any] | None) -> tuple[dict[str, Any], dict[str, An
 def parse(raw: dict[str, Any]) -> SalesforceSettings:
     """Validated options; a ValueError whose text names each bad key (`plugins.salesforce.<key>: ...`)."""
 
-    try:
-        return SalesforceSettings.model_validate(raw)
-    except ValidationError as exc:
-        lines = [f"plugins.{NAME}.{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()]
-        raise ValueError("\n".join(lines)) from None
+    return validate_settings(NAME, SalesforceSettings, raw)

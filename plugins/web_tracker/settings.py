@@ -10,7 +10,9 @@ import re
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from crmrules.api import validate_settings
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
@@ -87,11 +89,7 @@ class TrackerSettings(BaseModel):
 
 
 def parse(options: dict[str, Any] | None) -> TrackerSettings:
-    try:
-        return TrackerSettings.model_validate(options or {})
-    except ValidationError as exc:
-        lines = [f"plugins.web_tracker.{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()]
-        raise ValueError("\n".join(lines)) from None
+    return validate_settings("web_tracker", TrackerSettings, options)
 
 
 def split(settings: dict[str, Any] | None) -> tuple[dict[str, Any], str | None]:
