@@ -1,13 +1,14 @@
 """The parsed form of a rule pack: what the compiler and the evaluator work from.
 
-Plain frozen dataclasses: the YAML is checked once, in `parser.py`, and nothing downstream re-validates.
+Plain frozen dataclasses: the YAML is checked once, by `parser.py` and its modules, and nothing downstream
+re-validates.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Any, Iterator, Union
 
 from .durations import Duration
 
@@ -238,7 +239,7 @@ def describe_test(name: str, test: Test) -> str:
     return f"{name} {test.op.replace('_', ' ')} {value!r}"
 
 
-def walk(condition: Condition):
+def walk(condition: Condition) -> Iterator[Condition]:
     """Every node of a condition tree, depth first."""
 
     yield condition

@@ -31,6 +31,7 @@ class VarsOrigin:
     complete: bool = True  # the packs loaded are the whole deployment: a pack named under vars must be among them
 
     def error(self, path: tuple[str, ...], message: str, at_value: bool = False) -> RuleError:
+        # value_marks is keyed by (pack, name): looking up another length of path finds nothing, as it should
         mark = (self.value_marks.get(path) if at_value else None) or self.key_marks.get(path) or (0, 0)  # type: ignore[arg-type]
         return RuleError(self.file, mark[0], mark[1], ".".join(("vars",) + path), message)
 

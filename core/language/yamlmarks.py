@@ -11,7 +11,7 @@ from typing import Any
 import yaml
 
 
-class MarkedDict(dict):
+class MarkedDict(dict[Any, Any]):
     """A mapping with the position of itself, of each key and of each value."""
 
     mark: tuple[int, int] = (1, 1)
@@ -19,7 +19,7 @@ class MarkedDict(dict):
     value_marks: dict[Any, tuple[int, int]]
 
 
-class MarkedList(list):
+class MarkedList(list[Any]):
     mark: tuple[int, int] = (1, 1)
     item_marks: list[tuple[int, int]]
 
