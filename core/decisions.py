@@ -310,7 +310,7 @@ class Decider:
             return [_ACTION.validate_python({"type": "webhook", "url": render(str(f["url"]), context),
                                              "payload": render_value(f.get("payload", {}), context), "after": after})]
         params = render_value(f, context)
-        model = self.custom_actions.get(spec.kind)
+        model = spec.action.model
         if model is not None:
             params = model.model_validate(params).model_dump(mode="json")
         return [_ACTION.validate_python({"type": "custom", "name": spec.kind, "params": params, "after": after})]

@@ -18,6 +18,7 @@ import pluggy
 from pydantic import ValidationError
 
 from . import hookspecs
+from .actions import ActionType, as_action_type, builtin_table
 
 _manager: pluggy.PluginManager | None = None
 
@@ -111,8 +112,15 @@ def _problem(name: str, model: Any, error: Any) -> str:
     return f"{where}: not an option of the {name} plugin; {hint}"
 
 
-def action_types() -> dict[str, Any]:
-    return collect("register_actions")
+def action_types() -> dict[str, ActionType]:
+    """The one table of action types: the built-ins and every plugin's, by name."""
+
+    table = builtin_table()
+    for name, registered in collect("register_actions").items():
+        if name in table:
+            raise ValueError(f"register_actions: {name!r} is a built-in action type")
+        table[name] = as_action_type(name, registered)
+    return table
 
 
 def condition_functions() -> dict[str, Callable[[Any, Any], bool]]:

@@ -25,8 +25,9 @@ import tempfile
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
+from .actions import ActionType
 from .language import PackError, RuleError, ast
 from .language.durations import parse_duration
 from .language.yamlmarks import DuplicateKey, MarkedDict, load_marked
@@ -105,35 +106,18 @@ def _events(case: dict[str, Any], start: dt.datetime, index: int) -> list[Event]
     return events
 
 
-def _action_matches(expected: Any, got: Any) -> bool:
+def _action_matches(expected: Any, got: Any, table: Mapping[str, ActionType]) -> bool:
+    """Whether `got` is the action a case expects, as the action's type recognises its own kind."""
+
     if not isinstance(expected, dict) or len(expected) != 1:
         return False
     (kind, want), = expected.items()
-    if kind in ("tag", "untag"):
-        return got.type == kind and got.tag == str(want)
-    if kind == "score":
-        return got.type == "score" and float(got.points) == float(str(want).replace(" ", ""))
-    if kind == "set":
-        return got.type == "set" and all(got.properties.get(k) == v for k, v in dict(want).items())
-    data = got.model_dump()
-    if got.type == "custom":
-        if got.name != kind:
-            return False
-        data = got.params
-    elif got.type != kind:
+    action_type = table.get(kind)
+    if action_type is None:
         return False
-    if isinstance(want, str):
-        want = {"title": want} if kind == "task" else {"body_contains": want}
-    for key, value in (want or {}).items():
-        if key.endswith("_contains"):
-            if str(value) not in str(data.get(key[: -len("_contains")], "")):
-                return False
-        elif key == "after":
-            if got.after != float(parse_duration(value)):
-                return False
-        elif data.get(key) != value:
-            return False
-    return True
+    if isinstance(want, dict) and "after" in want:
+        want = {**want, "after": float(parse_duration(want["after"]))}
+    return action_type.matches(want, got)
 
 
 def _describe_action(action: Any) -> str:
@@ -160,6 +144,7 @@ def run_case(packs: list[ast.Pack], file: str, case: dict[str, Any], line: int, 
         finally:
             store.close()
     result.trail = decisions
+    table = {spec.kind: spec.action for pack in packs for rule in pack.rules for spec in rule.then}
     fired = [d for d in decisions if d.outcome in ("fired", "shadow")]
     expected = case.get("expect") or []
     if expected == "nothing" or expected == "none":
@@ -181,7 +166,7 @@ def run_case(packs: list[ast.Pack], file: str, case: dict[str, Any], line: int, 
             result.problems.append(f"expected {rule} {outcome} {times} time(s); got {len(mine)}")
         actions = [a for d in mine for a in d.actions]
         for want in exp.get("actions") or []:
-            if not any(_action_matches(want, a) for a in actions):
+            if not any(_action_matches(want, a, table) for a in actions):
                 got = "; ".join(_describe_action(a) for a in actions) or "no actions"
                 result.problems.append(f"{rule}: expected action {want}; got {got}")
     for rule in case.get("expect_not") or []:

@@ -1,26 +1,72 @@
-"""`then:` — every action a rule can take, built in or a plugin's, with `after:` delays and the template checks of
-their text fields (docs/rule-language.md, Actions). All action parsing lives here, so the set of action types
-is decided in one place.
+"""`then:` — every action a rule can take, with `after:` delays (docs/rule-language.md, Actions).
+
+Which action types exist and how each reads its fields is the table of `crmrules.actions` (built-in and
+plugins' alike); this module walks the list, locates errors in the file and checks templates' syntax.
 """
 
 from __future__ import annotations
 
 import difflib
-from typing import Any
+from typing import Any, Mapping
 
+from ..actions import ActionType
 from . import ast
 from .context import ParseContext, join_path, report_unknown_keys
 from .values import as_number, read_duration
 from .yamlmarks import MarkedDict, MarkedList
 
-BUILTIN_ACTIONS = {"score", "tag", "untag", "set", "task", "message", "webhook"}
-DELAYABLE = {"task", "message", "webhook"}
+class _Field:
+    """One action's value as an action type reads it (`crmrules.actions.FieldReader`), errors located in the file."""
+
+    def __init__(self, ctx: ParseContext, item: MarkedDict, kind: str, path: str,
+                 templates: dict[tuple[str, str], ast.Template]):
+        self.ctx, self.item, self.kind, self.path = ctx, item, kind, path
+        self.value: Any = item[kind]
+        self._templates = templates
+        self._mapping: MarkedDict | None = None
+
+    def error(self, message: str, at: str | None = None, *, use_key: bool = False, path: str | None = None) -> None:
+        where = join_path(self.path, path) if path else (join_path(self.path, at) if at else self.path)
+        holder = self._mapping if self._mapping is not None else self.value
+        if at is not None and isinstance(holder, MarkedDict) and at in holder:
+            self.ctx.error(holder, at, where, message, use_key=use_key)
+        else:
+            self.ctx.error(self.item, self.kind, where, message)
+
+    def mapping(self, required: set[str], permitted: set[str], shorthand: str | None = None) -> dict[str, Any] | None:
+        value = self.value
+        if shorthand and isinstance(value, str):
+            value = MarkedDict({shorthand: value})
+            value.mark = self.item.value_marks[self.kind]
+            value.key_marks, value.value_marks = {shorthand: value.mark}, {shorthand: value.mark}
+        if not isinstance(value, MarkedDict):
+            self.error(f"`{self.kind}:` takes fields: {', '.join(sorted(permitted))}")
+            return None
+        self._mapping = value
+        report_unknown_keys(self.ctx, value, permitted, self.path)
+        for name in sorted(required - set(value)):
+            self.error(f"`{self.kind}` needs `{name}:`")
+        return value
+
+    def number(self) -> float | None:
+        return as_number(self.value)
+
+    def duration(self, at: str) -> float | None:
+        holder = self._mapping if self._mapping is not None else self.value
+        found = read_duration(self.ctx, holder, at, join_path(self.path, at))
+        return float(found) if found is not None else None
+
+    def template_names(self) -> set[str]:
+        return {name for name, _locale in self._templates}
+
+    def check_templates(self) -> None:
+        _check_templates(self.ctx, self._mapping if self._mapping is not None else self.value, self.path)
 
 
 class Actions:
-    """Parses `then:` lists; `action_types` are the plugins' types by name, each with its pydantic model or None."""
+    """Parses `then:` lists against the table of action types (built-in and plugins', by name)."""
 
-    def __init__(self, ctx: ParseContext, action_types: dict[str, Any],
+    def __init__(self, ctx: ParseContext, action_types: Mapping[str, ActionType],
                  templates: dict[tuple[str, str], ast.Template]):
         self.ctx = ctx
         self.action_types = action_types
@@ -48,106 +94,32 @@ class Actions:
             self.ctx.error(items, i, path, f"an action is a mapping such as `tag: hot`; got {item!r}")
             return None
         kinds = [k for k in item if k != "after"]
-        known = BUILTIN_ACTIONS | set(self.action_types)
+        known = sorted(self.action_types)
         if len(kinds) != 1:
-            self.ctx.error(items, i, path, f"each action names exactly one type ({', '.join(sorted(known))}); found {kinds or 'none'}")
+            self.ctx.error(items, i, path, f"each action names exactly one type ({', '.join(known)}); found {kinds or 'none'}")
             return None
         kind = kinds[0]
         sub = join_path(path, kind)
         line = self.ctx.line(item, kind)
-        if kind not in known:
-            close = difflib.get_close_matches(str(kind), sorted(known), n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else f"; known actions: {', '.join(sorted(known))}"
+        action_type = self.action_types.get(kind)
+        if action_type is None:
+            close = difflib.get_close_matches(str(kind), known, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else f"; known actions: {', '.join(known)}"
             self.ctx.error(item, kind, sub, f"unknown action {kind!r}{hint}", use_key=True)
             return None
         after = None
         if "after" in item:
-            if kind not in DELAYABLE and kind not in self.action_types:
+            if not action_type.delayable:
                 self.ctx.error(item, "after", join_path(path, "after"),
                                f"`{kind}` changes the record at once and cannot be delayed; delay a task, message or webhook instead")
                 return None
             after = read_duration(self.ctx, item, "after", join_path(path, "after"))
             if after is None:
                 return None
-        fields = self._fields(kind, item, sub)
+        fields = action_type.read(_Field(self.ctx, item, kind, sub, self.templates))
         if fields is None:
             return None
-        return ast.ActionSpec(kind, fields, after, sub, line)
-
-    def _fields(self, kind: str, item: MarkedDict, path: str) -> dict[str, Any] | None:
-        value = item[kind]
-        if kind == "score":
-            points = as_number(value)
-            if points is None:
-                self.ctx.error(item, kind, path, f"{value!r} is not a number of points; write +30 or -10")
-                return None
-            return {"points": points}
-        if kind in ("tag", "untag"):
-            tags = value if isinstance(value, list) else [value]
-            if not all(isinstance(t, str) and t.strip() for t in tags):
-                self.ctx.error(item, kind, path, f"`{kind}:` takes a tag name or a list of them")
-                return None
-            return {"tags": [t.strip() for t in tags]}
-        if kind == "set":
-            if not isinstance(value, MarkedDict) or not value:
-                self.ctx.error(item, kind, path, "`set:` takes properties and values, e.g. `set: {lifecycle: sql}`")
-                return None
-            return {"properties": dict(value)}
-        allowed = {
-            "task": ({"title"}, {"title", "body", "due", "owner", "priority"}),
-            "message": (set(), {"channel", "template", "subject", "body", "advertising", "locale"}),
-            "webhook": ({"url"}, {"url", "payload"}),
-        }
-        if kind in allowed:
-            if kind == "task" and isinstance(value, str):
-                value = MarkedDict(title=value)
-                value.mark = item.value_marks[kind]
-                value.key_marks, value.value_marks = {"title": value.mark}, {"title": value.mark}
-            if not isinstance(value, MarkedDict):
-                self.ctx.error(item, kind, path, f"`{kind}:` takes fields: {', '.join(sorted(allowed[kind][1]))}")
-                return None
-            required, permitted = allowed[kind]
-            report_unknown_keys(self.ctx, value, permitted, path)
-            for field_name in sorted(required - set(value)):
-                self.ctx.error(item, kind, path, f"`{kind}` needs `{field_name}:`")
-            fields = dict(value)
-            if kind == "task":
-                if "due" in value:
-                    due = read_duration(self.ctx, value, "due", join_path(path, "due"))
-                    fields["due"] = float(due) if due is not None else None
-                if fields.get("priority", "medium") not in ("low", "medium", "high"):
-                    self.ctx.error(value, "priority", join_path(path, "priority"), "priority is low, medium or high")
-            if kind == "message":
-                if "template" not in value and "body" not in value:
-                    self.ctx.error(item, kind, path, "a message needs `template:` (a file in the pack's templates/) or `body:`")
-                    return None
-                name = value.get("template")
-                if name and not any(t[0] == name for t in self.templates):
-                    close = difflib.get_close_matches(str(name), sorted({t[0] for t in self.templates}), n=1)
-                    hint = f"; did you mean {close[0]!r}?" if close else "; add templates/<name>.<locale>.txt to the pack"
-                    self.ctx.error(value, "template", join_path(path, "template"), f"no template {name!r}{hint}")
-                if "advertising" in value and not isinstance(value["advertising"], bool):
-                    self.ctx.error(value, "advertising", join_path(path, "advertising"), "write `advertising: true` or `false`")
-            _check_templates(self.ctx, value, path)
-            return fields
-        # A plugin's action type: it validates its own fields with its pydantic model.
-        model = self.action_types[kind]
-        payload = dict(value) if isinstance(value, dict) else {"value": value}
-        if model is not None:
-            try:
-                model.model_validate({k: v for k, v in payload.items()})
-            except Exception as exc:  # pydantic.ValidationError, reported as the plugin's words
-                errors: list[dict[str, Any]] = getattr(exc, "errors", lambda: [{"msg": str(exc), "loc": ()}])()
-                for err in errors:
-                    loc = err.get("loc", ())
-                    where = join_path(path, ".".join(str(p) for p in loc)) if loc else path
-                    if isinstance(value, MarkedDict) and loc and loc[0] in value:
-                        self.ctx.error(value, loc[0], where, err.get("msg", str(exc)), use_key=True)
-                    else:
-                        self.ctx.error(item, kind, where, err.get("msg", str(exc)))
-                return None
-        _check_templates(self.ctx, value, path)
-        return payload
+        return ast.ActionSpec(kind, fields, after, sub, line, action_type)
 
 
 def _check_templates(ctx: ParseContext, value: Any, path: str) -> None:

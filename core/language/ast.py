@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Union
+from typing import TYPE_CHECKING, Any, Iterator, Union
 
 from .durations import Duration
+
+if TYPE_CHECKING:
+    from ..actions import ActionType
 
 
 @dataclass(frozen=True)
@@ -127,6 +130,7 @@ class ActionSpec:
     after: Duration | None
     path: str
     line: int
+    action: ActionType  # the table's entry for `kind`: how the decide stage builds it, how tests match it
 
 
 @dataclass(frozen=True)

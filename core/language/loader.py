@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import difflib
 from pathlib import Path
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
 from . import ast
 from .errors import PackError, RuleError, VarsOrigin
 from .parser import parse_pack_text
+
+if TYPE_CHECKING:
+    from ..actions import ActionType
 
 
 def pack_files(paths: Iterable[str | Path]) -> list[Path]:
@@ -33,7 +36,7 @@ def pack_files(paths: Iterable[str | Path]) -> list[Path]:
 
 
 def load_pack(file: str | Path, overrides: dict[str, Any] | None = None,
-              action_types: dict[str, Any] | None = None,
+              action_types: Mapping[str, ActionType] | None = None,
               condition_functions: dict[str, Any] | None = None, origin: VarsOrigin | None = None) -> ast.Pack:
     file = Path(file)
     pack_dir = file.parent if file.name == "pack.yaml" else None
@@ -45,7 +48,7 @@ def load_pack(file: str | Path, overrides: dict[str, Any] | None = None,
 
 
 def load_packs(paths: Iterable[str | Path], overrides: dict[str, dict[str, Any]] | None = None,
-               action_types: dict[str, Any] | None = None,
+               action_types: Mapping[str, ActionType] | None = None,
                condition_functions: dict[str, Any] | None = None,
                origin: VarsOrigin | None = None) -> list[ast.Pack]:
     """Load every pack; raise one PackError with the errors of all of them. `origin` says where `overrides`

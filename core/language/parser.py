@@ -11,10 +11,11 @@ from __future__ import annotations
 import difflib
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import yaml
 
+from ..actions import ActionType, builtin_table
 from ..models import stable_hash
 from . import ast
 from .actions import Actions
@@ -100,7 +101,7 @@ def _templates(pack_dir: Path | None, errors: list[RuleError]) -> dict[tuple[str
 
 
 def parse_pack_text(text: str, file: str, pack_dir: Path | None = None, overrides: dict[str, Any] | None = None,
-                    action_types: dict[str, Any] | None = None,
+                    action_types: Mapping[str, ActionType] | None = None,
                     condition_functions: TestFunctions | None = None,
                     origin: VarsOrigin | None = None) -> ast.Pack:
     """Parse one pack file's text. Raises PackError with every error found; with `origin`, a bad override is
@@ -164,7 +165,7 @@ def parse_pack_text(text: str, file: str, pack_dir: Path | None = None, override
     if not isinstance(rules, MarkedList):
         ctx.error(doc, "rules" if "rules" in doc else None, "rules", "a pack needs `rules:`, a list of rules")
         raise PackError(errors)
-    actions = Actions(ctx, action_types or {}, pack.templates)
+    actions = Actions(ctx, action_types if action_types is not None else builtin_table(), pack.templates)
     seen: dict[str, int] = {}
     for i, raw in enumerate(rules):
         rule = _rule(ctx, rules, i, pack, conditions, actions)
