@@ -15,7 +15,8 @@ import click
 
 from . import plugins
 from .config import Settings, load_settings
-from .language import PackError, ast, load_pack, load_packs
+from .language import PackError, ast, load_pack
+from .language.loader import load_rules
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 RULES = Path(__file__).resolve().parent.parent / "rules"
@@ -24,15 +25,6 @@ RULES = Path(__file__).resolve().parent.parent / "rules"
 def _fail(message: str, code: int = 1) -> None:
     click.secho(message, fg="red", err=True)
     sys.exit(code)
-
-
-def load_rules(paths: list[str], settings: Settings | None = None) -> list[ast.Pack]:
-    """Packs with the plugins' actions and conditions known, and the deployment's variable overrides."""
-
-    # packs named under `vars:` must be loaded, unless the command was given fewer packs than the deployment's
-    origin = settings.vars_origin(complete=[str(p) for p in paths] == list(settings.rules)) if settings else None
-    return load_packs(paths, (settings.vars if settings else None), plugins.action_types(),
-                      plugins.condition_functions(), origin)
 
 
 def _packs_or_exit(paths: list[str], settings: Settings | None = None) -> list[ast.Pack]:

@@ -30,6 +30,7 @@ from .decisions import display_name
 from .engine.state import EntityState
 from .eventfile import read_events
 from .language import PackError, ast
+from .language.loader import load_rules
 from .models import Decision, OutboxItem
 
 SEOUL = ZoneInfo("Asia/Seoul")
@@ -94,8 +95,6 @@ def run_demo(rules_dir: Path, demo_dir: Path, store_path: str | None) -> None:
 
 def _load_packs(rules_dir: Path) -> list[ast.Pack]:
     """Every pack in rules/; a pack with errors is left out with a warning rather than stopping the demo."""
-
-    from .cli import load_rules
 
     try:
         return load_rules([str(rules_dir)])

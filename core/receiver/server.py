@@ -22,6 +22,8 @@ import waitress
 from .. import plugins
 from ..api import Runtime
 from ..config import Settings
+from ..language import PackError
+from ..language.loader import load_rules
 from ..outbox.dispatcher import Dispatcher
 from ..pipeline import Clock, Pipeline
 from ..store import open_store
@@ -120,9 +122,6 @@ class Reloader:
 
     def reload(self) -> bool:
         """Called on the worker thread; True when the new packs run now."""
-
-        from ..cli import load_rules
-        from ..language import PackError
 
         log.info("SIGHUP: reloading the rule packs from %s", ", ".join(map(str, self.settings.rules)))
         try:
