@@ -4,10 +4,11 @@ The data path, one module or folder each: receiver/ (webhooks in) → identity �
 (compile, match, state) → decisions → store/ (outbox) → outbox/ (dispatcher) → plugins push.
 """
 
+from .clock import ManualClock
 from .hookspecs import hookimpl
 from .language import PackError, RuleError, load_pack, load_packs
 from .models import Decision, Event, OutboxItem
-from .pipeline import ManualClock, Pipeline
+from .pipeline import Pipeline
 from .store import SQLiteStore, open_store
 
 __all__ = ["Decision", "Event", "ManualClock", "OutboxItem", "PackError", "Pipeline", "RuleError", "SQLiteStore",

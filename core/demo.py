@@ -118,7 +118,8 @@ def _load_packs(rules_dir: Path) -> list[ast.Pack]:
 
 def _run(packs: list[ast.Pack], events: list[Any], until: dt.datetime, store_path: str, source: Path) -> None:
     from . import plugins
-    from .pipeline import ManualClock, Pipeline
+    from .clock import ManualClock
+    from .pipeline import Pipeline
     from .store import open_store
 
     store = open_store(store_path)

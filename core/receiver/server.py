@@ -21,11 +21,12 @@ import waitress
 
 from .. import plugins
 from ..api import Runtime
+from ..clock import Clock
 from ..config import Settings
 from ..language import PackError
 from ..language.loader import load_rules
 from ..outbox.dispatcher import Dispatcher
-from ..pipeline import Clock, Pipeline
+from ..pipeline import Pipeline
 from ..store import open_store
 from .app import create_app
 from .logging import configure_logging
