@@ -353,7 +353,7 @@ def serve(ctx: click.Context, host: str, port: int, threads: int, no_worker: boo
     packs already running keep running: see /readyz).
     """
 
-    from .receiver.server import serve as run_server
+    from .sidecar.server import serve as run_server
 
     settings = _settings(ctx)
     packs = _packs_or_exit(settings.rules, settings)

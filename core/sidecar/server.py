@@ -28,9 +28,9 @@ from ..language.loader import load_rules
 from ..outbox.dispatcher import Dispatcher
 from ..pipeline import Pipeline
 from ..store import open_store
-from .app import create_app
-from .logging import configure_logging
-from .metrics import Metrics
+from ..receiver.app import create_app
+from ..receiver.logging import configure_logging
+from ..receiver.metrics import Metrics
 from .worker import Poller, Worker
 
 log = logging.getLogger("crmrules.server")
