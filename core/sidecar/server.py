@@ -27,10 +27,10 @@ from ..language import PackError
 from ..language.loader import load_rules
 from ..outbox.dispatcher import Dispatcher
 from ..pipeline import Pipeline
-from ..store import open_store
 from ..receiver.app import create_app
 from ..receiver.logging import configure_logging
 from ..receiver.metrics import Metrics
+from ..store import open_store
 from .worker import Poller, Worker
 
 log = logging.getLogger("crmrules.server")
