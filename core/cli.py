@@ -9,30 +9,25 @@ import sys
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
 from . import plugins
 from .config import Settings, load_settings
-from .language import PackError, ast, load_pack, load_packs
+from .language import PackError, ast, load_pack
+from .language.loader import load_rules
+
+if TYPE_CHECKING:
+    from .store import SQLiteStore
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 RULES = Path(__file__).resolve().parent.parent / "rules"
 
 
-def _fail(message: str, code: int = 1) -> None:
+def _fail(message: str, code: int = 1) -> NoReturn:
     click.secho(message, fg="red", err=True)
     sys.exit(code)
-
-
-def load_rules(paths: list[str], settings: Settings | None = None) -> list[ast.Pack]:
-    """Packs with the plugins' actions and conditions known, and the deployment's variable overrides."""
-
-    # packs named under `vars:` must be loaded, unless the command was given fewer packs than the deployment's
-    origin = settings.vars_origin(complete=[str(p) for p in paths] == list(settings.rules)) if settings else None
-    return load_packs(paths, (settings.vars if settings else None), plugins.action_types(),
-                      plugins.condition_functions(), origin)
 
 
 def _packs_or_exit(paths: list[str], settings: Settings | None = None) -> list[ast.Pack]:
@@ -252,7 +247,7 @@ def outbox() -> None:
     """Inspect and manage actions waiting to be pushed, and the dead letters."""
 
 
-def _store(ctx: click.Context, store_path: str | None):
+def _store(ctx: click.Context, store_path: str | None) -> SQLiteStore:
     from .store import open_store
 
     return open_store(store_path or _settings(ctx).store)
@@ -302,7 +297,7 @@ def outbox_drop(ctx: click.Context, key: str, store_path: str | None) -> None:
 
 
 def _full_key(store: Any, prefix: str) -> str:
-    keys = [r["key"] for r in store.outbox_rows(limit=100000) if r["key"].startswith(prefix)]
+    keys: list[str] = [r["key"] for r in store.outbox_rows(limit=100000) if r["key"].startswith(prefix)]
     if len(keys) != 1:
         _fail(f"{prefix!r} matches {len(keys)} outbox rows; give more of the key")
     return keys[0]
@@ -343,7 +338,8 @@ def prune(ctx: click.Context, dry_run: bool, store_path: str | None) -> None:
             "decisions": retention.decisions, "outbox": retention.outbox}
     verb = "would remove" if dry_run else "removed"
     for kind, label in PRUNE_LABELS.items():
-        age = f"older than {format_duration(keep[kind])}" if keep[kind] is not None else "kept forever"
+        horizon = keep[kind]
+        age = f"older than {format_duration(horizon)}" if horizon is not None else "kept forever"
         click.echo(f"{verb} {result.counts[kind]:>9,}  {label}, {age}")
     click.echo(f"{path}: {result.total:,} row(s) {verb}" + (" (dry run)" if dry_run else ""))
 
@@ -361,7 +357,7 @@ def serve(ctx: click.Context, host: str, port: int, threads: int, no_worker: boo
     packs already running keep running: see /readyz).
     """
 
-    from .receiver.server import serve as run_server
+    from .sidecar.server import serve as run_server
 
     settings = _settings(ctx)
     packs = _packs_or_exit(settings.rules, settings)

@@ -30,6 +30,7 @@ from .decisions import display_name
 from .engine.state import EntityState
 from .eventfile import read_events
 from .language import PackError, ast
+from .language.loader import load_rules
 from .models import Decision, OutboxItem
 
 SEOUL = ZoneInfo("Asia/Seoul")
@@ -95,8 +96,6 @@ def run_demo(rules_dir: Path, demo_dir: Path, store_path: str | None) -> None:
 def _load_packs(rules_dir: Path) -> list[ast.Pack]:
     """Every pack in rules/; a pack with errors is left out with a warning rather than stopping the demo."""
 
-    from .cli import load_rules
-
     try:
         return load_rules([str(rules_dir)])
     except PackError:
@@ -119,7 +118,8 @@ def _load_packs(rules_dir: Path) -> list[ast.Pack]:
 
 def _run(packs: list[ast.Pack], events: list[Any], until: dt.datetime, store_path: str, source: Path) -> None:
     from . import plugins
-    from .pipeline import ManualClock, Pipeline
+    from .clock import ManualClock
+    from .pipeline import Pipeline
     from .store import open_store
 
     store = open_store(store_path)
@@ -250,7 +250,7 @@ def _describe(d: Decision, due_of: dict[tuple[str, str], list[tuple[float, str]]
         due = due_of.get((d.id, action.model_dump_json()), [])
         due_at, status = due[0] if due else (d.at, "")
         later = f" → {_t(due_at)} 발송" if due_at - d.at >= 60 and action.type in ("message", "webhook") else ""
-        cancelled = " (취소됨)" if status == "cancelled" else ""
+        dropped = " (취소됨)" if status == "cancelled" else ""
         if action.type == "score":
             out.append((d.at, "점수", f"{action.points:+g}", rule))
         elif action.type in ("tag", "untag"):
@@ -266,10 +266,10 @@ def _describe(d: Decision, due_of: dict[tuple[str, str], list[tuple[float, str]]
             out.append((d.at, "할일", f"{mark}{action.title}" + (f" ({', '.join(extra)})" if extra else ""), rule))
         elif action.type == "message":
             label = "메일" if action.channel == "email" else action.channel
-            out.append((d.at, label, f"{action.subject or action.body[:40]}{later}{cancelled}", rule))
+            out.append((d.at, label, f"{action.subject or action.body[:40]}{later}{dropped}", rule))
         elif action.type == "webhook":
             text = action.payload.get("text") or action.url
-            out.append((d.at, "알림", f"{text}{later}{cancelled}", rule))
+            out.append((d.at, "알림", f"{text}{later}{dropped}", rule))
         else:
             name = action.name if action.type == "custom" else action.type
             out.append((d.at, name, json.dumps(action.model_dump(exclude_none=True), ensure_ascii=False)[:80], rule))

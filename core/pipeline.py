@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
 from . import identity
+from .clock import Clock
 from .decisions import Decider
 from .engine.compiler import Program, compile_packs
 from .engine.evaluator import Context, Evaluator, Outcome, Trigger
@@ -24,24 +25,6 @@ from .language import ast
 from .models import MERGE, RECORD_UPDATE, UNTRUSTED_SOURCES, EntityRef, Event
 
 log = logging.getLogger("crmrules.pipeline")
-
-
-class Clock:
-    """Wall-clock time; tests and replays use `ManualClock`."""
-
-    def now(self) -> float:
-        return time.time()
-
-
-class ManualClock(Clock):
-    def __init__(self, start: float = 0.0):
-        self.t = start
-
-    def now(self) -> float:
-        return self.t
-
-    def set(self, t: float) -> None:
-        self.t = t
 
 
 @dataclass

@@ -32,7 +32,8 @@ from .language import PackError, RuleError, ast
 from .language.durations import parse_duration
 from .language.yamlmarks import DuplicateKey, MarkedDict, load_marked
 from .models import Decision, Event
-from .pipeline import ManualClock, Pipeline
+from .clock import ManualClock
+from .pipeline import Pipeline
 from .store import SQLiteStore
 
 DEFAULT_START = "2026-01-05T09:00:00+09:00"

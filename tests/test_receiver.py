@@ -21,8 +21,9 @@ from crmrules.api import Runtime
 from crmrules.config import Settings
 from crmrules.models import Event
 from crmrules.outbox import Dispatcher
-from crmrules.receiver import Poller, Worker, create_app
+from crmrules.receiver import create_app
 from crmrules.receiver.logging import PiiFilter, mask_pii
+from crmrules.sidecar.worker import Poller, Worker
 from crmrules.store import StoreUnavailable
 from tests.support.servers import serve
 from tests.support.sidecar import Sidecar, request, start_sidecar

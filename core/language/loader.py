@@ -1,4 +1,7 @@
-"""Finding packs on disk: a pack is a folder with pack.yaml (plus templates/ and tests/) or one .yaml file."""
+"""Finding packs on disk: a pack is a folder with pack.yaml (plus templates/ and tests/) or one .yaml file.
+
+`load_rules` loads them as a deployment runs them: with the plugins' action types and condition functions
+known, and with the variable overrides of crmrules.yaml."""
 
 from __future__ import annotations
 
@@ -6,12 +9,14 @@ import difflib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
+from .. import plugins
 from . import ast
 from .errors import PackError, RuleError, VarsOrigin
 from .parser import parse_pack_text
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # only for annotations: the language reads settings and action types, it does not load them
     from ..actions import ActionType
+    from ..config import Settings
 
 
 def pack_files(paths: Iterable[str | Path]) -> list[Path]:
@@ -87,3 +92,15 @@ def load_packs(paths: Iterable[str | Path], overrides: dict[str, dict[str, Any]]
     if errors:
         raise PackError(errors)
     return packs
+
+
+def load_rules(paths: list[str], settings: Settings | None = None) -> list[ast.Pack]:
+    """Packs with the plugins' actions and conditions known, and the deployment's variable overrides.
+
+    Here, not in the command line, because `check`, the demo and a running sidecar's reload must load packs
+    the same way."""
+
+    # packs named under `vars:` must be loaded, unless the command was given fewer packs than the deployment's
+    origin = settings.vars_origin(complete=[str(p) for p in paths] == list(settings.rules)) if settings else None
+    return load_packs(paths, (settings.vars if settings else None), plugins.action_types(),
+                      plugins.condition_functions(), origin)

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..api import PushFailed, RetryLater
+from ..clock import Clock
 from ..models import OutboxItem
 
 log = logging.getLogger("crmrules.outbox")
@@ -61,7 +62,6 @@ class PushOutcome:
 class Dispatcher:
     def __init__(self, store: Any, settings: Any, pm: Any = None, clock: Any = None, *, metrics: Any = None,
                  rng: random.Random | None = None, batch: int = 50, lease: float = 60.0):
-        from ..pipeline import Clock
         from ..plugins import get_plugin_manager
 
         self.store = store

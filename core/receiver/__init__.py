@@ -1,8 +1,7 @@
-"""The sidecar around the pipeline: the Flask receiver (`app`), its metrics and PII-masking log filter, the
-worker thread that evaluates and dispatches (`worker`), and `serve` (`server`) that runs them together."""
+"""What answers HTTP: the Flask receiver (`app`), its Prometheus metrics and OpenAPI description, and the
+PII-masking log filter. The process around it (waitress, the worker thread, signals) is `crmrules.sidecar`."""
 
 from .app import create_app
 from .metrics import Metrics
-from .worker import Poller, Worker
 
-__all__ = ["Metrics", "Poller", "Worker", "create_app"]
+__all__ = ["Metrics", "create_app"]

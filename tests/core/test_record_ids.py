@@ -16,7 +16,8 @@ from crmrules import plugins
 from crmrules.eventfile import read_events
 from crmrules.language import load_packs
 from crmrules.models import Decision, OutboxItem, construct_validated, stable_hash
-from crmrules.pipeline import ManualClock, Pipeline
+from crmrules.clock import ManualClock
+from crmrules.pipeline import Pipeline
 from crmrules.store import open_store
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -16,8 +16,8 @@ from crmrules import SQLiteStore
 from crmrules.cli import cli
 from crmrules.config import Retention, Settings, load_settings
 from crmrules.engine.evaluator import Timer
-from crmrules.receiver import Worker
 from crmrules.receiver.metrics import Metrics
+from crmrules.sidecar.worker import Worker
 
 from .helpers import T0, days, ev, fired, pipeline
 

@@ -254,7 +254,7 @@ def test_korean_emoji_unknown_types_and_odd_times_are_kept_or_refused_clearly(st
     assert stack.rows() > base
 
     # Whatever was accepted is evaluated, or set aside with its reason; nothing stops the worker.
-    from crmrules.receiver.worker import Worker
+    from crmrules.sidecar.worker import Worker
 
     worker = Worker(stack.pipeline, dispatcher=None, clock=stack.pipeline.clock)
     for _ in range(10_000):

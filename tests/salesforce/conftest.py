@@ -14,7 +14,8 @@ from werkzeug.test import TestResponse
 
 from crmrules.api import OutboxItem, Runtime
 from crmrules.language import load_packs
-from crmrules.pipeline import ManualClock, Pipeline
+from crmrules.clock import ManualClock
+from crmrules.pipeline import Pipeline
 from crmrules.store import SQLiteStore
 
 from ..standins import salesforce as sf_standin

@@ -15,9 +15,14 @@ import logging
 import sqlite3
 import threading
 import time
-from typing import Any, Callable, ContextManager
+from typing import TYPE_CHECKING, Any, Callable, ContextManager
 
 from ..store import StoreUnavailable
+
+if TYPE_CHECKING:  # for the annotations only: the server hands the worker what it drives
+    from ..clock import Clock
+    from ..outbox.dispatcher import Dispatcher
+    from ..pipeline import Pipeline
 
 log = logging.getLogger("crmrules.worker")
 
@@ -29,8 +34,8 @@ class Worker:
     """Runs `cycle()` until stopped: evaluate pending events, fire timers due now, push due actions; and,
     between cycles, a slice of store retention when one is due."""
 
-    def __init__(self, pipeline: Any, dispatcher: Any, clock: Any, *, metrics: Any = None, idle: float = 0.25,
-                 context: Callable[[], ContextManager[Any]] | None = None, max_backoff: float = 30.0,
+    def __init__(self, pipeline: Pipeline, dispatcher: Dispatcher, clock: Clock, *, metrics: Any = None,
+                 idle: float = 0.25, context: Callable[[], ContextManager[Any]] | None = None, max_backoff: float = 30.0,
                  batch: int = 200, retention: Any = None, prune_batches: int = 20, prune_pause: float = 0.005):
         self.pipeline = pipeline
         self.batch = batch  # events per transaction: smaller keeps the receivers' inbox writes from waiting long

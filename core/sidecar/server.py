@@ -21,13 +21,16 @@ import waitress
 
 from .. import plugins
 from ..api import Runtime
+from ..clock import Clock
 from ..config import Settings
+from ..language import PackError
+from ..language.loader import load_rules
 from ..outbox.dispatcher import Dispatcher
-from ..pipeline import Clock, Pipeline
+from ..pipeline import Pipeline
+from ..receiver.app import create_app
+from ..receiver.logging import configure_logging
+from ..receiver.metrics import Metrics
 from ..store import open_store
-from .app import create_app
-from .logging import configure_logging
-from .metrics import Metrics
 from .worker import Poller, Worker
 
 log = logging.getLogger("crmrules.server")
@@ -120,9 +123,6 @@ class Reloader:
 
     def reload(self) -> bool:
         """Called on the worker thread; True when the new packs run now."""
-
-        from ..cli import load_rules
-        from ..language import PackError
 
         log.info("SIGHUP: reloading the rule packs from %s", ", ".join(map(str, self.settings.rules)))
         try:
