@@ -83,9 +83,9 @@ def _events(case: dict[str, Any], start: dt.datetime, index: int) -> list[Event]
         if isinstance(case.get(kind), dict):
             subjects[kind] = _ref(kind, case[kind])
             fields = {k: v for k, v in case[kind].items()}
-            events.append(Event(id=f"t{index}-given-{kind}", source="test", type="record_update",
-                                occurred_at=start - dt.timedelta(seconds=1), subject=subjects[kind],
-                                properties=fields))
+            events.append(Event.model_validate({
+                "id": f"t{index}-given-{kind}", "source": "test", "type": "record_update",
+                "occurred_at": start - dt.timedelta(seconds=1), "subject": subjects[kind], "properties": fields}))
     default_kind = next(iter(subjects), "lead")
     for n, raw in enumerate(case.get("events") or []):
         if not isinstance(raw, dict) or ("event" not in raw and "update" not in raw):
@@ -102,8 +102,8 @@ def _events(case: dict[str, Any], start: dt.datetime, index: int) -> list[Event]
         else:
             etype = str(raw.pop("event"))
             props = raw
-        events.append(Event(id=f"t{index}-{n}", source="test", type=etype, occurred_at=at, subject=subject,
-                            related=related, properties=props))
+        events.append(Event.model_validate({"id": f"t{index}-{n}", "source": "test", "type": etype, "occurred_at": at,
+                                            "subject": subject, "related": related, "properties": props}))
     return events
 
 

@@ -10,7 +10,7 @@ import difflib
 from typing import Any
 
 from ..models import (Action, AddTag, AdjustScore, CallWebhook, CreateTask, RemoveTag, SendMessage, SetProperty)
-from . import ActionType, BuildEnv, FieldReader, field_matches
+from .types import ActionType, BuildEnv, FieldReader, field_matches
 
 _SCALARS = (str, int, float, bool, type(None))
 

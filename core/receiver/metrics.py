@@ -23,7 +23,7 @@ PUSH_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 3
 log = logging.getLogger("crmrules.metrics")
 
 # `_created` series double the output and no dashboard of ours reads them
-disable_created_metrics()  # type: ignore[no-untyped-call]  # prometheus_client leaves this one unannotated
+disable_created_metrics()
 
 
 class _StoreGauges(Collector):
