@@ -9,13 +9,16 @@ import sys
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from . import plugins
 from .config import Settings, load_settings
 from .language import PackError, ast, load_pack, load_packs
+
+if TYPE_CHECKING:
+    from .store import OutboxStatus, OutboxStore, Store
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 RULES = Path(__file__).resolve().parent.parent / "rules"
@@ -252,7 +255,7 @@ def outbox() -> None:
     """Inspect and manage actions waiting to be pushed, and the dead letters."""
 
 
-def _store(ctx: click.Context, store_path: str | None):
+def _store(ctx: click.Context, store_path: str | None) -> Store:
     from .store import open_store
 
     return open_store(store_path or _settings(ctx).store)
@@ -262,7 +265,7 @@ def _store(ctx: click.Context, store_path: str | None):
 @click.option("--status", type=click.Choice(["pending", "sending", "sent", "dead", "cancelled"]), default=None)
 @click.option("--store", "store_path", default=None)
 @click.pass_context
-def outbox_list(ctx: click.Context, status: str | None, store_path: str | None) -> None:
+def outbox_list(ctx: click.Context, status: OutboxStatus | None, store_path: str | None) -> None:
     """List outbox rows (dead letters with --status dead)."""
 
     store = _store(ctx, store_path)
@@ -301,7 +304,7 @@ def outbox_drop(ctx: click.Context, key: str, store_path: str | None) -> None:
     click.echo("dropped")
 
 
-def _full_key(store: Any, prefix: str) -> str:
+def _full_key(store: OutboxStore, prefix: str) -> str:
     keys = [r["key"] for r in store.outbox_rows(limit=100000) if r["key"].startswith(prefix)]
     if len(keys) != 1:
         _fail(f"{prefix!r} matches {len(keys)} outbox rows; give more of the key")

@@ -15,9 +15,12 @@ import logging
 import sqlite3
 import threading
 import time
-from typing import Any, Callable, ContextManager
+from typing import TYPE_CHECKING, Any, Callable, ContextManager
 
 from ..store import StoreUnavailable
+
+if TYPE_CHECKING:
+    from ..store import MetaStore
 
 log = logging.getLogger("crmrules.worker")
 
@@ -209,7 +212,7 @@ class Worker:
 class Poller:
     """Pulls each source that has `poll_every` in its plugin settings, and ingests what it returns."""
 
-    def __init__(self, pm: Any, store: Any, ingest: Callable[[list[Any]], list[bool]], plugin_settings: dict[str, Any],
+    def __init__(self, pm: Any, store: MetaStore, ingest: Callable[[list[Any]], list[bool]], plugin_settings: dict[str, Any],
                  *, metrics: Any = None, on_ingest: Callable[[], None] | None = None,
                  context: Callable[[], ContextManager[Any]] | None = None, max_pages: int = 50):
         from ..language.durations import parse_duration
