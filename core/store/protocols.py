@@ -162,8 +162,8 @@ class IdentityStore(Protocol):
     Everything identity resolution (`core/identity.py`) needs, so it takes this role alone."""
 
     def lookup_links(self, entity_kind: str, pairs: Sequence[IdPair]) -> dict[IdPair, tuple[str, bool]]:
-        """For each pair that is linked: (entity id, whether a trusted source made the link); unlinked pairs are
-        missing. The entity id is the one stored; a link is repointed by `merge_entities`."""
+        """For each pair that is linked: (entity id as linked, whether a trusted source made the link); unlinked
+        pairs are missing. Aliases are not followed here (`merge_entities` repoints links; callers resolve)."""
         ...
 
     def link(self, entity_kind: str, pairs: Sequence[IdPair], entity_id: str, trusted: bool = True) -> None:
@@ -172,7 +172,7 @@ class IdentityStore(Protocol):
         ...
 
     def new_entity_id(self, kind: str) -> str:
-        """A fresh, never used id for an entity of `kind`; reserves nothing (the entity exists once saved)."""
+        """A fresh id for an entity of `kind`, never returned before; reserves nothing (it exists once saved)."""
         ...
 
     def entity_created_seq(self, entity_id: str) -> int:
@@ -278,8 +278,8 @@ class OutboxStore(Protocol):
     def claim_due(self, now: float, limit: int = 50, lease: float = 60.0,
                   owner: str | None = None) -> list[tuple[OutboxItem, int]]:
         """Atomically take up to `limit` actions due at `now` (pending, or sending with an expired lease),
-        earliest `next_at` first, as `owner`; each with its attempts so far. A taken row is `sending` until `now + lease`: no
-        other claim (from any process) gets it before then, and after that anyone may take it again."""
+        earliest `next_at` first, as `owner`; each with its attempts so far. A taken row is `sending` until
+        `now + lease`: no other claim (from any process) gets it before then, and anyone may take it after."""
         ...
 
     def claimants(self) -> list[str | None]:
@@ -292,15 +292,15 @@ class OutboxStore(Protocol):
         ...
 
     def mark_sent(self, key: str, result: str = "") -> None:
-        """The push succeeded: sent, one more attempt, `result` kept, error and claim cleared."""
+        """The push succeeded: sent (no longer claimed), one more attempt, `result` kept, last error cleared."""
         ...
 
     def mark_retry(self, key: str, next_at: float, error: str) -> None:
-        """The push failed for now: pending again at `next_at`, one more attempt, `error` kept, claim cleared."""
+        """The push failed for now: pending (no longer claimed), due at `next_at`, one more attempt, `error` kept."""
         ...
 
     def mark_dead(self, key: str, error: str) -> None:
-        """The push cannot succeed: a dead letter, one more attempt, `error` kept, claim cleared."""
+        """The push cannot succeed: a dead letter (never claimed again by itself), one more attempt, `error` kept."""
         ...
 
     def outbox_rows(self, status: OutboxStatus | None = None, limit: int = 1000) -> list[OutboxRow]:
@@ -351,9 +351,10 @@ class TransactionStore(Protocol):
     """Grouping writes of any role so they commit together."""
 
     def transaction(self) -> AbstractContextManager[object]:
-        """Everything written inside commits at the end, or nothing when the block raises (the exception goes on);
-        nested calls join the outer one. It belongs to the calling thread, whose reads inside see its writes. A commit the store cannot make raises
-        `StoreUnavailable`. The entered value is the implementation's own; callers ignore it."""
+        """Everything written inside commits at the end, or nothing when the block raises (the exception goes
+        on); nested calls join the outer one. It belongs to the calling thread, whose reads inside see its
+        writes; others see them once committed. A commit the store cannot make raises `StoreUnavailable`. The
+        entered value is the implementation's own; callers ignore it."""
         ...
 
 
