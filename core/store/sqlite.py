@@ -4,6 +4,10 @@ Why SQLite: a sidecar needs durability with no server to run. Every evaluation's
 outbox rows, timers and the inbox row's status) commit in one transaction, so a crash leaves either all of an
 event's effects or none, and the unique keys (inbox source+key, outbox idempotency key) make redelivery and
 replay harmless. One connection per thread; writers serialise on SQLite's lock (busy_timeout).
+
+Why one module of ~600 lines: it is one class over one schema, each method a statement or two that leans on the
+tables and indexes declared at the top and on the same transaction machinery; split by role, each part would
+need the whole schema beside it. What each method promises is in protocols.py, not here.
 """
 
 from __future__ import annotations
