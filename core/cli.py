@@ -19,7 +19,7 @@ from .language import PackError, ast, load_pack
 from .language.loader import load_rules
 
 if TYPE_CHECKING:
-    from .store import SQLiteStore
+    from .store import OutboxStatus, OutboxStore, Store
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 RULES = Path(__file__).resolve().parent.parent / "rules"
@@ -247,7 +247,7 @@ def outbox() -> None:
     """Inspect and manage actions waiting to be pushed, and the dead letters."""
 
 
-def _store(ctx: click.Context, store_path: str | None) -> SQLiteStore:
+def _store(ctx: click.Context, store_path: str | None) -> Store:
     from .store import open_store
 
     return open_store(store_path or _settings(ctx).store)
@@ -257,7 +257,7 @@ def _store(ctx: click.Context, store_path: str | None) -> SQLiteStore:
 @click.option("--status", type=click.Choice(["pending", "sending", "sent", "dead", "cancelled"]), default=None)
 @click.option("--store", "store_path", default=None)
 @click.pass_context
-def outbox_list(ctx: click.Context, status: str | None, store_path: str | None) -> None:
+def outbox_list(ctx: click.Context, status: OutboxStatus | None, store_path: str | None) -> None:
     """List outbox rows (dead letters with --status dead)."""
 
     store = _store(ctx, store_path)
@@ -296,7 +296,7 @@ def outbox_drop(ctx: click.Context, key: str, store_path: str | None) -> None:
     click.echo("dropped")
 
 
-def _full_key(store: Any, prefix: str) -> str:
+def _full_key(store: OutboxStore, prefix: str) -> str:
     keys: list[str] = [r["key"] for r in store.outbox_rows(limit=100000) if r["key"].startswith(prefix)]
     if len(keys) != 1:
         _fail(f"{prefix!r} matches {len(keys)} outbox rows; give more of the key")

@@ -17,9 +17,12 @@ into the lead. See docs/architecture.md, "Identity and trust".
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Callable
 
 from .models import EntityRef
+
+if TYPE_CHECKING:
+    from .store import IdentityStore
 
 VISITOR_ID_KINDS = ("anonymous_id", "user_id")
 """Ids an untrusted source observes itself (its visitor's browser or login); whatever else it names is a claim."""
@@ -53,7 +56,7 @@ class IdentityCache:
             self.known[(kind, k, v)] = entity_id
 
 
-def resolve(store: Any, ref: EntityRef, at: float,
+def resolve(store: IdentityStore, ref: EntityRef, at: float,
             merge_states: Callable[[str, str], None], cache: IdentityCache | None = None) -> tuple[str, bool]:
     """The entity id for `ref` (created if new); merges entities the ids show to be one. Returns (id, is_new)."""
 
@@ -68,7 +71,7 @@ def resolve(store: Any, ref: EntityRef, at: float,
     return entity_id, is_new
 
 
-def _resolve(store: Any, kind: str, pairs: list[tuple[str, str]], at: float,
+def _resolve(store: IdentityStore, kind: str, pairs: list[tuple[str, str]], at: float,
              merge_states: Callable[[str, str], None], cache: IdentityCache | None) -> tuple[str, bool]:
     found = store.lookup_links(kind, pairs)
     owners = sorted({store.resolve_alias(e) for e, _ in found.values()}, key=store.entity_created_seq)
@@ -100,7 +103,7 @@ class Resolved:
     claims: list[tuple[str, str]] = field(default_factory=list)  # ids it named that it may not take
 
 
-def resolve_untrusted(store: Any, ref: EntityRef) -> Resolved:
+def resolve_untrusted(store: IdentityStore, ref: EntityRef) -> Resolved:
     """An untrusted event's entity: found by its visitor ids only; never merges, never takes a vouched lead's id."""
 
     pairs = normalise(ref)
@@ -111,6 +114,7 @@ def resolve_untrusted(store: Any, ref: EntityRef) -> Resolved:
     found = {p: (store.resolve_alias(e), trusted) for p, (e, trusted) in store.lookup_links(ref.kind, own).items()}
     vouching = sorted({e for p, (e, t) in found.items() if t and p[0] in VISITOR_ID_KINDS},
                       key=store.entity_created_seq)
+    home: str | None
     if vouching:
         home, vouched = vouching[0], True
     else:

@@ -12,7 +12,7 @@ import logging
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from . import identity
 from .clock import Clock
@@ -23,6 +23,9 @@ from .engine.matchers import make_matcher
 from .engine.state import EntityState
 from .language import ast
 from .models import MERGE, RECORD_UPDATE, UNTRUSTED_SOURCES, EntityRef, Event
+
+if TYPE_CHECKING:
+    from .store import DueTimer, PendingOrder, Store
 
 log = logging.getLogger("crmrules.pipeline")
 
@@ -38,7 +41,7 @@ class Stats:
 
 
 class Pipeline:
-    def __init__(self, store: Any, packs: list[ast.Pack], matcher: str = "durable", clock: Clock | None = None,
+    def __init__(self, store: Store, packs: list[ast.Pack], matcher: str = "durable", clock: Clock | None = None,
                  custom_actions: dict[str, Any] | None = None,
                  untrusted_sources: frozenset[str] = UNTRUSTED_SOURCES):
         self.store = store
@@ -78,7 +81,7 @@ class Pipeline:
 
     # ------------------------------------------------------------------ processing
 
-    def process_pending(self, batch: int = 200, order: str = "arrival", advance_timers: bool = False,
+    def process_pending(self, batch: int = 200, order: PendingOrder = "arrival", advance_timers: bool = False,
                         progress: Callable[[int], None] | None = None) -> int:
         """Evaluate accepted events; `advance_timers` fires timers up to each event's time (replay)."""
 
@@ -134,7 +137,7 @@ class Pipeline:
         self._identities.known.clear()
         self._next_due_known = False
 
-    def _fire_timer(self, row: dict[str, Any]) -> None:
+    def _fire_timer(self, row: DueTimer) -> None:
         entity_id = self.store.resolve_alias(row["entity_id"])
         state = self._load(entity_id)
         if state is None:

@@ -27,11 +27,14 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..api import PushFailed, RetryLater
 from ..clock import Clock
 from ..models import OutboxItem
+
+if TYPE_CHECKING:
+    from ..store import OutboxStore
 
 log = logging.getLogger("crmrules.outbox")
 
@@ -60,7 +63,7 @@ class PushOutcome:
 
 
 class Dispatcher:
-    def __init__(self, store: Any, settings: Any, pm: Any = None, clock: Any = None, *, metrics: Any = None,
+    def __init__(self, store: OutboxStore, settings: Any, pm: Any = None, clock: Any = None, *, metrics: Any = None,
                  rng: random.Random | None = None, batch: int = 50, lease: float = 60.0):
         from ..plugins import get_plugin_manager
 

@@ -13,13 +13,16 @@ import dataclasses
 import logging
 import time
 import uuid
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from flask import Blueprint, Flask, Request, Response, has_request_context, jsonify, request
 from werkzeug.exceptions import BadRequest, HTTPException, RequestEntityTooLarge
 
 from ..api import Rejected, Runtime
 from ..store import StoreUnavailable
+
+if TYPE_CHECKING:
+    from ..store import MetaStore
 from . import openapi
 from .metrics import CONTENT_TYPE, Metrics, counting
 
@@ -129,7 +132,7 @@ def _routes(app: Flask, runtime: Runtime, packs: list[Any] | None, checks: dict[
         return Response(runtime.metrics.render(), content_type=CONTENT_TYPE)
 
 
-def _store_writable(store: Any) -> str:
+def _store_writable(store: MetaStore | None) -> str:
     if store is None:
         return "no store"
     try:

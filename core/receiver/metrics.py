@@ -11,11 +11,14 @@ outbox rows by status) are read from the store at scrape time, so they are right
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
+
+if TYPE_CHECKING:
+    from ..store import Store
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 PUSH_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
@@ -29,7 +32,7 @@ disable_created_metrics()
 class _StoreGauges(Collector):
     """Inbox depth and outbox rows by status, counted in the store when scraped."""
 
-    def __init__(self, store: Any):
+    def __init__(self, store: Store):
         self.store = store
 
     def collect(self) -> Iterable[GaugeMetricFamily]:
@@ -53,7 +56,7 @@ class _StoreGauges(Collector):
 class Metrics:
     """Every metric of one sidecar process. Pass the same instance to the app, the worker and the dispatcher."""
 
-    def __init__(self, store: Any = None):
+    def __init__(self, store: Store | None = None):
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.events = Counter("crmrules_events", "Inbound events by receiving source and result "

@@ -23,6 +23,7 @@ if TYPE_CHECKING:  # for the annotations only: the server hands the worker what 
     from ..clock import Clock
     from ..outbox.dispatcher import Dispatcher
     from ..pipeline import Pipeline
+    from ..store import MetaStore
 
 log = logging.getLogger("crmrules.worker")
 
@@ -214,7 +215,7 @@ class Worker:
 class Poller:
     """Pulls each source that has `poll_every` in its plugin settings, and ingests what it returns."""
 
-    def __init__(self, pm: Any, store: Any, ingest: Callable[[list[Any]], list[bool]], plugin_settings: dict[str, Any],
+    def __init__(self, pm: Any, store: MetaStore, ingest: Callable[[list[Any]], list[bool]], plugin_settings: dict[str, Any],
                  *, metrics: Any = None, on_ingest: Callable[[], None] | None = None,
                  context: Callable[[], ContextManager[Any]] | None = None, max_pages: int = 50):
         from ..language.durations import parse_duration

@@ -20,8 +20,8 @@ PREFIX = "enc1:"
 class Sealer:
     def __init__(self, passphrase: str | None):
         self.enabled = bool(passphrase)
-        if self.enabled:
-            secret = passphrase.encode("utf-8")  # type: ignore[union-attr]
+        if passphrase:
+            secret = passphrase.encode("utf-8")
             self._fernet = Fernet(base64.urlsafe_b64encode(hashlib.sha256(b"crmrules-seal|" + secret).digest()))
             self._mac = hashlib.sha256(b"crmrules-blind|" + secret).digest()
 

@@ -4,6 +4,10 @@ Why SQLite: a sidecar needs durability with no server to run. Every evaluation's
 outbox rows, timers and the inbox row's status) commit in one transaction, so a crash leaves either all of an
 event's effects or none, and the unique keys (inbox source+key, outbox idempotency key) make redelivery and
 replay harmless. One connection per thread; writers serialise on SQLite's lock (busy_timeout).
+
+Why one module of ~600 lines: it is one class over one schema, each method a statement or two that leans on the
+tables and indexes declared at the top and on the same transaction machinery; split by role, each part would
+need the whole schema beside it. What each method promises is in protocols.py, not here.
 """
 
 from __future__ import annotations
@@ -15,11 +19,15 @@ import time
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
-from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Literal, Sequence, cast
 
 from ..models import Decision, Event, OutboxItem
+from .protocols import (DueTimer, IdPair, JSONObject, OutboxRow, OutboxStatus, PendingOrder, Pruned, Store,
+                        StoreUnavailable, TimerSpec, WaitingTimer)
 from .sealing import Sealer
+
+if TYPE_CHECKING:
+    from ..config import Retention
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS inbox (
@@ -69,30 +77,12 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
 
-@dataclass
-class Pruned:
-    """What one `SQLiteStore.prune` removed (or, dry, would remove), per kind of row; `more`: it stopped early."""
-
-    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(PRUNE_KINDS, 0))
-    more: bool = False
-
-    @property
-    def total(self) -> int:
-        return sum(self.counts.values())
-
-
-PRUNE_KINDS = ("inbox_payloads", "inbox_keys", "decisions", "outbox")
-"""inbox_payloads: evaluated events' payloads (the row stays as `pruned`, keeping its dedup key);
-inbox_keys: those rows themselves; decisions: decision records; outbox: sent and cancelled actions."""
-
 _LIVE_OUTBOX = ('pending', 'sending', 'dead')
 
 
-class StoreUnavailable(Exception):
-    """The store cannot take writes (disk full, read-only file): callers answer 503 and keep nothing half-done."""
-
-
 class SQLiteStore:
+    """The `Store` (see protocols.py for what each method promises) on one SQLite file."""
+
     def __init__(self, path: str | Path, key: str | None = None):
         self.path = str(path)
         self.sealer = Sealer(key)
@@ -204,7 +194,7 @@ class SQLiteStore:
 
         return self.accept_many([event], received_at)[0]
 
-    def accept_many(self, events: list[Event], received_at: float | None = None) -> list[bool]:
+    def accept_many(self, events: Sequence[Event], received_at: float | None = None) -> list[bool]:
         now = received_at if received_at is not None else time.time()
         results = []
         try:
@@ -219,25 +209,26 @@ class SQLiteStore:
             raise StoreUnavailable(str(exc)) from exc
         return results
 
-    def pending(self, limit: int = 100, order: str = "arrival") -> list[tuple[int, Event]]:
+    def pending(self, limit: int = 100, order: PendingOrder = "arrival") -> list[tuple[int, Event]]:
         sort = "occurred_at, seq" if order == "event_time" else "seq"
         rows = self._conn().execute(
             f"SELECT seq, payload FROM inbox WHERE status='pending' ORDER BY {sort} LIMIT ?", (limit,)
         ).fetchall()
         return [(r["seq"], Event.model_validate_json(self.sealer.open(r["payload"]))) for r in rows]
 
-    def finish(self, seq: int, status: str = "done", error: str | None = None) -> None:
+    def finish(self, seq: int, status: Literal["done", "rejected"] = "done", error: str | None = None) -> None:
         with self.transaction() as db:
             db.execute("UPDATE inbox SET status=?, error=? WHERE seq=?", (status, error, seq))
 
-    def finish_many(self, seqs: list[int]) -> None:
+    def finish_many(self, seqs: Sequence[int]) -> None:
         with self.transaction() as db:
             db.executemany("UPDATE inbox SET status='done' WHERE seq=?", [(s,) for s in seqs])
 
     def inbox_depth(self) -> int:
         """Events accepted but not yet evaluated (uses the status index; cheap enough for every scrape)."""
 
-        return self._conn().execute("SELECT count(*) FROM inbox WHERE status='pending'").fetchone()[0]
+        depth: int = self._conn().execute("SELECT count(*) FROM inbox WHERE status='pending'").fetchone()[0]
+        return depth
 
     def inbox_counts(self) -> dict[str, int]:
         rows = self._conn().execute("SELECT status, count(*) AS n FROM inbox GROUP BY status").fetchall()
@@ -263,7 +254,7 @@ class SQLiteStore:
 
     # ------------------------------------------------------------------ identities and entities
 
-    def lookup(self, entity_kind: str, pairs: list[tuple[str, str]]) -> dict[tuple[str, str], str]:
+    def lookup(self, entity_kind: str, pairs: Sequence[IdPair]) -> dict[IdPair, str]:
         db = self._conn()
         found = {}
         for id_kind, value in pairs:
@@ -273,7 +264,7 @@ class SQLiteStore:
                 found[(id_kind, value)] = row["entity_id"]
         return found
 
-    def lookup_links(self, entity_kind: str, pairs: list[tuple[str, str]]) -> dict[tuple[str, str], tuple[str, bool]]:
+    def lookup_links(self, entity_kind: str, pairs: Sequence[IdPair]) -> dict[IdPair, tuple[str, bool]]:
         """Like `lookup`, with whether a trusted source made each link."""
 
         db = self._conn()
@@ -285,7 +276,7 @@ class SQLiteStore:
                 found[(id_kind, value)] = (row["entity_id"], bool(row["trusted"]))
         return found
 
-    def link(self, entity_kind: str, pairs: list[tuple[str, str]], entity_id: str, trusted: bool = True) -> None:
+    def link(self, entity_kind: str, pairs: Sequence[IdPair], entity_id: str, trusted: bool = True) -> None:
         """Point ids at an entity. A trusted link replaces any; an untrusted one only takes an id nobody has."""
 
         verb = "INSERT OR REPLACE" if trusted else "INSERT OR IGNORE"
@@ -296,7 +287,7 @@ class SQLiteStore:
     def new_entity_id(self, kind: str) -> str:
         return f"{kind[0]}_{uuid.uuid4().hex[:16]}"
 
-    def load_entity(self, entity_id: str) -> dict[str, Any] | None:
+    def load_entity(self, entity_id: str) -> JSONObject | None:
         row = self._conn().execute("SELECT state FROM entities WHERE id=?", (entity_id,)).fetchone()
         return json.loads(self.sealer.open(row["state"])) if row else None
 
@@ -304,10 +295,10 @@ class SQLiteStore:
                     "ON CONFLICT(id) DO UPDATE SET state=excluded.state, version=version+1, "
                     "updated_at=excluded.updated_at")
 
-    def save_entity(self, entity_id: str, kind: str, state: dict[str, Any]) -> None:
+    def save_entity(self, entity_id: str, kind: str, state: JSONObject) -> None:
         self.save_entities([(entity_id, kind, state, time.time())])
 
-    def save_entities(self, rows: list[tuple[str, str, dict[str, Any], float]]) -> None:
+    def save_entities(self, rows: Sequence[tuple[str, str, JSONObject, float]]) -> None:
         """Several entities' states, (id, kind, state, updated_at) each, in one statement."""
 
         dumps, seal = json.dumps, self.sealer.seal
@@ -318,7 +309,8 @@ class SQLiteStore:
 
     def entity_created_seq(self, entity_id: str) -> int:
         row = self._conn().execute("SELECT rowid FROM entities WHERE id=?", (entity_id,)).fetchone()
-        return row[0] if row else 1 << 62
+        seq: int = row[0] if row else 1 << 62
+        return seq
 
     def merge_entities(self, from_id: str, into_id: str, at: float) -> None:
         """Point everything of `from_id` at `into_id`; the caller merges the states."""
@@ -335,9 +327,10 @@ class SQLiteStore:
 
     def resolve_alias(self, entity_id: str) -> str:
         row = self._conn().execute("SELECT into_id FROM merges WHERE from_id=?", (entity_id,)).fetchone()
-        return row["into_id"] if row else entity_id
+        into: str = row["into_id"] if row else entity_id
+        return into
 
-    def entities(self, kind: str | None = None) -> list[tuple[str, str, dict[str, Any]]]:
+    def entities(self, kind: str | None = None) -> list[tuple[str, str, JSONObject]]:
         sql = "SELECT id, kind, state FROM entities" + (" WHERE kind=?" if kind else "") + " ORDER BY rowid"
         return [(r["id"], r["kind"], json.loads(self.sealer.open(r["state"])))
                 for r in self._conn().execute(sql, (kind,) if kind else ())]
@@ -348,12 +341,14 @@ class SQLiteStore:
         db = self._conn()
         row = db.execute("SELECT id FROM entities WHERE id=?", (text,)).fetchone()
         if row:
-            return row["id"]
+            found: str = row["id"]
+            return found
         row = db.execute("SELECT entity_id FROM identities WHERE value=? OR value=? "
                          "ORDER BY trusted DESC, id_kind LIKE 'claimed:%'",  # a vouched record before a claimant
                          (self.sealer.blind(text), self.sealer.blind(text.lower()))).fetchone()
         if row:
-            return row["entity_id"]
+            owner: str = row["entity_id"]
+            return owner
         for entity_id, _kind, state in self.entities():
             props = state.get("props", {})
             from ..decisions import display_name
@@ -364,7 +359,7 @@ class SQLiteStore:
 
     # ------------------------------------------------------------------ timers
 
-    def upsert_timers(self, timers: list[Any]) -> None:
+    def upsert_timers(self, timers: Sequence[TimerSpec]) -> None:
         with self.transaction() as db:
             db.executemany(
                 "INSERT INTO timers (entity_id, rule_key, key, due_at, leaf, payload) VALUES (?,?,?,?,?,?) "
@@ -374,15 +369,16 @@ class SQLiteStore:
                  for t in timers],
             )
 
-    def due_timers(self, until: float, limit: int = 500) -> list[dict[str, Any]]:
+    def due_timers(self, until: float, limit: int = 500) -> list[DueTimer]:
         rows = self._conn().execute(
             "SELECT entity_id, rule_key, key, due_at, leaf, payload FROM timers WHERE due_at <= ? "
             "ORDER BY due_at, entity_id, rule_key, key LIMIT ?", (until, limit)).fetchall()
-        return [dict(r, payload=json.loads(self.sealer.open(r["payload"]))) for r in rows]
+        return [cast(DueTimer, dict(r, payload=json.loads(self.sealer.open(r["payload"])))) for r in rows]
 
     def next_timer_at(self) -> float | None:
         row = self._conn().execute("SELECT min(due_at) AS t FROM timers").fetchone()
-        return row["t"]
+        earliest: float | None = row["t"]
+        return earliest
 
     def delete_timer(self, entity_id: str, rule_key: str, key: str) -> None:
         with self.transaction() as db:
@@ -394,14 +390,15 @@ class SQLiteStore:
         with self.transaction() as db:
             return db.execute("DELETE FROM timers WHERE entity_id=? AND rule_key=?", (entity_id, rule_key)).rowcount
 
-    def timers_of(self, entity_id: str) -> list[dict[str, Any]]:
+    def timers_of(self, entity_id: str) -> list[WaitingTimer]:
         rows = self._conn().execute("SELECT rule_key, key, due_at FROM timers WHERE entity_id=? ORDER BY due_at",
                                     (entity_id,)).fetchall()
-        return [dict(r) for r in rows]
+        return [cast(WaitingTimer, dict(r)) for r in rows]
 
     # ------------------------------------------------------------------ decisions and outbox
 
-    def record(self, decisions: list[Decision], items: list[OutboxItem], created_at: list[float] | None = None) -> int:
+    def record(self, decisions: Sequence[Decision], items: Sequence[OutboxItem],
+               created_at: Sequence[float] | None = None) -> int:
         """Store decisions and queue their actions; returns how many outbox rows were new.
 
         `created_at` gives each item's time of decision when a caller writes a batch of them at once."""
@@ -483,11 +480,11 @@ class SQLiteStore:
         with self.transaction() as db:
             db.execute("UPDATE outbox SET status='dead', attempts=attempts+1, last_error=?, claimed_by=NULL WHERE key=?", (error, key))
 
-    def outbox_rows(self, status: str | None = None, limit: int = 1000) -> list[dict[str, Any]]:
+    def outbox_rows(self, status: OutboxStatus | None = None, limit: int = 1000) -> list[OutboxRow]:
         sql = ("SELECT key, rule, entity_id, action_type, status, attempts, due_at, next_at, last_error, sent_at, body "
                "FROM outbox" + (" WHERE status=?" if status else "") + " ORDER BY created_at, key LIMIT ?")
         args = (status, limit) if status else (limit,)
-        return [dict(r, body=self.sealer.open(r["body"])) for r in self._conn().execute(sql, args)]
+        return [cast(OutboxRow, dict(r, body=self.sealer.open(r["body"]))) for r in self._conn().execute(sql, args)]
 
     def outbox_counts(self) -> dict[str, int]:
         rows = self._conn().execute("SELECT status, count(*) AS n FROM outbox GROUP BY status").fetchall()
@@ -506,10 +503,10 @@ class SQLiteStore:
 
     # ------------------------------------------------------------------ retention
 
-    def prune(self, retention: Any, now: float | None = None, *, dry_run: bool = False, batch: int | None = None,
+    def prune(self, retention: Retention, now: float | None = None, *, dry_run: bool = False, batch: int | None = None,
               max_batches: int | None = None, pause: float = 0.0,
               should_stop: Callable[[], bool] | None = None) -> Pruned:
-        """Delete what `retention` (config.Retention) no longer keeps, oldest first, `batch` rows per transaction.
+        """Delete what `retention` no longer keeps, oldest first, `batch` rows per transaction.
 
         Why batches: a receiver's acknowledgement waits for the write lock, so no transaction here may hold it for
         long; `pause` seconds between batches lets the receivers in. `max_batches` bounds one call (the worker
@@ -567,14 +564,15 @@ class SQLiteStore:
                     break
         return result
 
-    def _prune_counts(self, retention: Any, now: float) -> Pruned:
+    def _prune_counts(self, retention: Retention, now: float) -> Pruned:
         """What `prune` would remove now, counted without writing (readers never wait for the write lock)."""
 
         db = self._conn()
         out = Pruned()
 
         def count(sql: str, *args: float) -> int:
-            return db.execute(sql, args).fetchone()[0]
+            n: int = db.execute(sql, args).fetchone()[0]
+            return n
 
         if retention.events is not None:
             out.counts["inbox_payloads"] = count(
@@ -597,8 +595,14 @@ class SQLiteStore:
 
     def get_meta(self, key: str, default: str | None = None) -> str | None:
         row = self._conn().execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
-        return row["value"] if row else default
+        value: str | None = row["value"] if row else default
+        return value
 
     def set_meta(self, key: str, value: str) -> None:
         with self.transaction() as db:
             db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?,?)", (key, value))
+
+
+if TYPE_CHECKING:
+    def _satisfies_the_contract(store: SQLiteStore) -> Store:
+        return store  # mypy checks here that SQLiteStore has every method of every role, with their types
