@@ -6,7 +6,8 @@ Why it looks like this:
 - A target that says "later" (RetryLater, 429/5xx) is retried after what it asked for or an exponential backoff
   with full jitter, whichever is longer; jitter keeps a burst of failures from retrying in lockstep.
 - A fault retrying cannot fix (PushFailed), an action routed to no registered target, or a target plugin whose
-  options are bad, goes to the dead letters at once with a reason an admin can act on (`crmrules outbox list --status dead`, then `retry` or `drop`).
+  options are bad, goes to the dead letters at once with a reason an admin can act on (`crmrules outbox list
+  --status dead`, then `retry` or `drop`).
 - Anything unexpected is treated as passing: a bug in a plugin should not lose actions, and max_attempts
   bounds the cost.
 - Targets are looked up by name in the plugin registry and called with their plugin's context (options,

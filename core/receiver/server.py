@@ -64,8 +64,8 @@ def serve(settings: Settings, packs: list[Any], host: str = "127.0.0.1", port: i
     reloader = Reloader(settings, pipeline, packs, metrics)
     app = create_app(runtime, registry, packs=packs, checks=checks, status=reloader.status)
     counted_ingest = app.extensions["crmrules"].ingest
-    poller = Poller(registry, store, counted_ingest, settings.plugins, metrics=metrics,
-                    on_ingest=runner.wake if runner is not None else None, context=app.app_context, contexts=contexts)
+    poller = Poller(registry, store, counted_ingest, settings.plugins, metrics=metrics, contexts=contexts,
+                    on_ingest=runner.wake if runner is not None else None, context=app.app_context)
     # Plugins reach the deployment through crmrules.api.runtime() while pushing too, so the worker runs in an
     # app context.
     if runner is not None:

@@ -209,8 +209,8 @@ class Worker:
 class Poller:
     """Pulls the sources of each plugin that has `poll_every` in its settings, and ingests what they return."""
 
-    def __init__(self, plugins: Any, store: Any, ingest: Callable[[list[Any]], list[bool]], plugin_settings: dict[str, Any],
-                 *, metrics: Any = None, on_ingest: Callable[[], None] | None = None,
+    def __init__(self, plugins: Any, store: Any, ingest: Callable[[list[Any]], list[bool]],
+                 plugin_settings: dict[str, Any], *, metrics: Any = None, on_ingest: Callable[[], None] | None = None,
                  context: Callable[[], ContextManager[Any]] | None = None, max_pages: int = 50,
                  contexts: Any = None):
         from ..language.durations import parse_duration

@@ -155,9 +155,11 @@ def test_sources_declare_their_trust_and_an_undeclared_one_is_untrusted() -> Non
 
 @pytest.mark.parametrize("register_call, error", [
     (lambda r: r("web", trusted="yes"), "plugin 'bad' (module bad): source 'web': trusted must be True or False"),
-    (lambda r: r("web", blueprint=object()), "plugin 'bad' (module bad): source 'web': blueprint must be a flask.Blueprint"),
+    (lambda r: r("web", blueprint=object()),
+     "plugin 'bad' (module bad): source 'web': blueprint must be a flask.Blueprint"),
     (lambda r: r("has space"), "plugin 'bad' (module bad): 'has space' is not a valid source name"),
-    (lambda r: r("import"), "plugin 'bad' (module bad): source 'import' is already registered by plugin 'crmrules' (built in)"),
+    (lambda r: r("import"),
+     "plugin 'bad' (module bad): source 'import' is already registered by plugin 'crmrules' (built in)"),
     (lambda r: r("web", pul=lambda since, context: None),
      "plugin 'bad' (module bad): register_sources raised TypeError: "),
 ])

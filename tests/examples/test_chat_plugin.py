@@ -43,7 +43,8 @@ def test_discovered_through_its_entry_point(installed):
     out = crmrules(installed, "plugins")
     line = next((ln for ln in out.stdout.splitlines() if ln.startswith("chat (module crmrules_chat):")), None)
     assert line is not None, out.stdout + out.stderr
-    for provided in ("settings plugins.chat", "source chat (trusted, webhooks)", "target chat", "action chat_notify"):
+    for provided in ("settings plugins.chat", "source chat (trusted, webhooks)", "target chat",
+                     "action chat_notify"):
         assert provided in line, line
     bare = crmrules(dict(installed, PYTHONPATH=""), "plugins")
     assert "chat (" not in bare.stdout

@@ -216,6 +216,6 @@ def test_settings() -> None:
 def test_onsite_path() -> None:
     folder = Path("/var/lib/crmrules/main.plugins/web_tracker")
     assert onsite_path(TrackerSettings(), folder) == "/var/lib/crmrules/main.plugins/web_tracker/onsite.sqlite"
-    assert onsite_path(TrackerSettings(onsite_store="o.db"), folder) == "/var/lib/crmrules/main.plugins/web_tracker/o.db"
+    assert onsite_path(TrackerSettings(onsite_store="o.db"), folder) == str(folder / "o.db")
     assert onsite_path(TrackerSettings(onsite_store="/data/o.db"), folder) == "/data/o.db"
     assert onsite_path(TrackerSettings(onsite_store=":memory:"), folder) == ":memory:"
