@@ -57,12 +57,19 @@ def _settings(ctx: click.Context) -> Settings:
     return load_settings(ctx.obj.get("config"))
 
 
+def _plugin_load_warnings() -> None:
+    """Plugins left out (cannot be imported, a hook that does not exist, a name taken twice), one line each."""
+
+    for line in plugins.load_errors():
+        click.secho(f"warning: {line}", fg="yellow", err=True)
+
+
 def _plugin_settings_or_exit(settings: Settings) -> None:
     """Plugin options checked against the models the plugins declare; unknown sections only warn (a plugin
     may be installed where the sidecar runs and not where `check` runs)."""
 
     problems, unchecked = plugins.check_settings(settings.plugins)
-    loaded = plugins.plugin_names()
+    loaded = sorted({*plugins.plugin_names(), *plugins.settings_models()})
     for name in unchecked:
         close = difflib.get_close_matches(name, loaded, n=1)
         hint = f"did you mean '{close[0]}'?" if close else "is it installed, or misspelled?"
@@ -81,6 +88,7 @@ def check(ctx: click.Context, paths: tuple[str, ...]) -> None:
     """Validate rule packs (every error with file:line:column) and the plugin options. Exits 1 on errors."""
 
     settings = _settings(ctx)
+    _plugin_load_warnings()
     packs = _packs_or_exit(list(paths) or settings.rules, settings)
     _plugin_settings_or_exit(settings)
     rules = sum(len(p.rules) for p in packs)
@@ -360,6 +368,11 @@ def serve(ctx: click.Context, host: str, port: int, threads: int, no_worker: boo
     from .sidecar.server import serve as run_server
 
     settings = _settings(ctx)
+    errors = plugins.load_errors()
+    if errors:  # a plugin half there (a hook never called, a route never mounted) must not take traffic
+        for line in errors:
+            click.echo(line, err=True)
+        _fail(f"{len(errors)} plugin(s) refused; fix or uninstall them (`crmrules plugins` lists them)")
     packs = _packs_or_exit(settings.rules, settings)
     _plugin_settings_or_exit(settings)
     run_server(settings, packs, host=host, port=port, threads=threads, worker=not no_worker)
@@ -367,16 +380,19 @@ def serve(ctx: click.Context, host: str, port: int, threads: int, no_worker: boo
 
 @cli.command("plugins")
 def list_plugins() -> None:
-    """List the plugins that are loaded."""
+    """List the loaded plugins and what each provides by name; then those refused (exit 1 if any)."""
 
-    pm = plugins.get_plugin_manager()
-    for name, plugin in sorted(pm.list_name_plugin(), key=lambda p: p[0]):
-        hooks = sorted(h.name for h in pm.get_hookcallers(plugin) or [])
-        click.echo(f"{name}: {', '.join(hooks)}")
+    for line in plugins.get_registry().describe():
+        click.echo(line)
+    errors = plugins.load_errors()
+    for line in errors:
+        click.secho(line, fg="red", err=True)
+    if errors:
+        sys.exit(1)
 
 
 def main() -> None:
-    plugins.get_plugin_manager().hook.register_commands(cli=cli)
+    plugins.add_commands(cli)
     cli(prog_name="crmrules")
 
 

@@ -11,15 +11,15 @@ import sys
 import time
 from pathlib import Path
 
-import pluggy
 import pytest
 
-from crmrules import ManualClock, SQLiteStore, hookspecs
+from crmrules import ManualClock, SQLiteStore
 from crmrules.config import Settings
 from crmrules.models import OutboxItem, stable_hash
 from crmrules.outbox import Dispatcher, backoff
 from crmrules.outbox.dispatcher import MAX_DELAY
 from crmrules.receiver import Metrics
+from crmrules.registry import Registry
 from tests.support import testhook_plugin
 from tests.support.sidecar import start_sidecar
 from tests.support.target import start_target
@@ -42,11 +42,8 @@ def store(tmp_path):
     store.close()
 
 
-def plugin_manager() -> pluggy.PluginManager:
-    pm = pluggy.PluginManager("crmrules")
-    pm.add_hookspecs(hookspecs)
-    pm.register(testhook_plugin, name="testhook")
-    return pm
+def plugin_manager() -> Registry:
+    return Registry.of({"testhook": testhook_plugin})
 
 
 def settings(target=None, **kw) -> Settings:
@@ -176,11 +173,22 @@ def test_an_action_nobody_pushes_is_dead_with_what_to_configure(store, target, t
 
 
 def test_an_unexpected_exception_is_retried_with_its_text(store):
-    dispatcher = Dispatcher(store, settings(None), plugin_manager(), ManualClock(T0))  # no url: KeyError
+    dispatcher = Dispatcher(store, settings(None), plugin_manager(), ManualClock(T0))  # no url: LookupError
     key = queue(store)
     assert dispatcher.run_once(T0) == 1
     retry = row(store, key)
-    assert (retry["status"], retry["last_error"]) == ("pending", "KeyError: 'url'")
+    assert (retry["status"], retry["last_error"]) == ("pending", "LookupError: plugins.testhook.url is not set")
+
+
+def test_bad_options_of_the_target_plugin_are_a_dead_letter_naming_the_key(store, target):
+    config = Settings(targets={"task": "testhook"}, plugins={"testhook": {"url": target.url, "urll": "x"}})
+    dispatcher = Dispatcher(store, config, plugin_manager(), ManualClock(T0))
+    key = queue(store)
+    assert dispatcher.run_once(T0) == 1
+    dead = row(store, key)
+    assert dead["status"] == "dead" and dead["last_error"].startswith(
+        "plugins.testhook.urll: not an option of the testhook plugin; did you mean 'url'?")
+    assert target.received == []
 
 
 def test_routing_by_channel_and_plugin_action_name(store, target):

@@ -12,11 +12,10 @@ import sys
 import time
 from pathlib import Path
 
-import pluggy
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from crmrules import ManualClock, Pipeline, SQLiteStore, hookspecs, load_pack
+from crmrules import ManualClock, Pipeline, SQLiteStore, load_pack
 from crmrules.api import Runtime
 from crmrules.config import Settings
 from crmrules.models import Event
@@ -24,6 +23,7 @@ from crmrules.outbox import Dispatcher
 from crmrules.receiver import create_app
 from crmrules.receiver.logging import PiiFilter, mask_pii
 from crmrules.sidecar.worker import Poller, Worker
+from crmrules.registry import Registry
 from crmrules.store import StoreUnavailable
 from tests.support.servers import serve
 from tests.support.sidecar import Sidecar, request, start_sidecar
@@ -238,10 +238,8 @@ def test_a_poller_pulls_pages_and_keeps_its_cursor(tmp_path):
 
 # ---------------------------------------------------------------- in-process: readiness, worker, logging
 
-def _bare_pm() -> pluggy.PluginManager:
-    pm = pluggy.PluginManager("crmrules")
-    pm.add_hookspecs(hookspecs)
-    return pm
+def _bare_pm() -> Registry:
+    return Registry.of({})
 
 
 class _FullStore:

@@ -1,4 +1,4 @@
-"""Pushing decided actions: the dispatcher claims due outbox rows and hands them to the plugins' `push_action`."""
+"""Pushing decided actions: the dispatcher claims due outbox rows and hands them to the registered targets' `push`."""
 
 from .dispatcher import Dispatcher, PushOutcome, backoff
 

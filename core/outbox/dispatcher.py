@@ -5,10 +5,13 @@ Why it looks like this:
   one company and Salesforce in another.
 - A target that says "later" (RetryLater, 429/5xx) is retried after what it asked for or an exponential backoff
   with full jitter, whichever is longer; jitter keeps a burst of failures from retrying in lockstep.
-- A fault retrying cannot fix (PushFailed), or an action nobody can push, goes to the dead letters at once with
-  a reason an admin can act on (`crmrules outbox list --status dead`, then `retry` or `drop`).
+- A fault retrying cannot fix (PushFailed), an action routed to no registered target, or a target plugin whose
+  options are bad, goes to the dead letters at once with a reason an admin can act on (`crmrules outbox list
+  --status dead`, then `retry` or `drop`).
 - Anything unexpected is treated as passing: a bug in a plugin should not lose actions, and max_attempts
   bounds the cost.
+- Targets are looked up by name in the plugin registry and called with their plugin's context (options,
+  folder, metrics, clock, logger), built once per dispatcher, not per push.
 - Plugins receive the idempotency key, so a push retried after a crash (claimed, pushed, not yet marked) is
   applied once.
 - A claim names its process (host:pid:token). An action left `sending` by a process on this host that is gone
@@ -29,9 +32,10 @@ import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ..api import PushFailed, RetryLater
+from ..api import Contexts, PushFailed, RetryLater
 from ..clock import Clock
 from ..models import OutboxItem
+from ..registry import Registry
 
 if TYPE_CHECKING:
     from ..store import OutboxStore
@@ -63,15 +67,18 @@ class PushOutcome:
 
 
 class Dispatcher:
-    def __init__(self, store: OutboxStore, settings: Any, pm: Any = None, clock: Any = None, *, metrics: Any = None,
-                 rng: random.Random | None = None, batch: int = 50, lease: float = 60.0):
-        from ..plugins import get_plugin_manager
+    def __init__(self, store: OutboxStore, settings: Any, plugins: Registry | None = None, clock: Any = None, *,
+                 metrics: Any = None, contexts: Contexts | None = None, rng: random.Random | None = None,
+                 batch: int = 50, lease: float = 60.0):
+        from ..plugins import PluginContexts, get_registry
 
         self.store = store
         self.settings = settings
-        self.pm = pm or get_plugin_manager()
+        self.plugins = plugins or get_registry()
         self.clock = clock or Clock()
         self.metrics = metrics
+        self.contexts = contexts or PluginContexts(self.plugins, settings, clock=self.clock,
+                                                   metrics=metrics.registry if metrics is not None else None)
         self.rng = rng or random.Random()
         self.batch = batch
         self.lease = lease
@@ -135,10 +142,16 @@ class Dispatcher:
             return self._sent(item, target, "shadow: not pushed", 0.0)
         if target is None:
             return self._dead(item, None, _unrouted(kind, channel, None), attempts, 0.0)
+        found = self.plugins.targets.get(target)
+        if found is None:
+            return self._dead(item, target, _unrouted(kind, channel, target), attempts, 0.0)
+        try:
+            context = self.contexts.get(found.plugin)
+        except ValueError as exc:  # the plugin's options are bad: no retry fixes that, the admin does
+            return self._dead(item, target, str(exc), attempts, 0.0)
         started = time.perf_counter()
         try:
-            result = self.pm.hook.push_action(target=target, item=item,
-                                              settings=dict(self.settings.plugins.get(target, {})))
+            result = found.push(item, context)
         except RetryLater as exc:
             return self._retry(item, target, exc.reason, exc.retry_after, attempts, now, started)
         except PushFailed as exc:  # ActionNotSupported included
@@ -147,8 +160,9 @@ class Dispatcher:
             log.warning("push of %s to %s raised", item.idempotency_key[:12], target, exc_info=True)
             return self._retry(item, target, f"{type(exc).__name__}: {exc}", None, attempts, now, started)
         seconds = time.perf_counter() - started
-        if result is None:
-            return self._dead(item, target, _unrouted(kind, channel, target), attempts, seconds)
+        if not isinstance(result, str):
+            return self._dead(item, target, f"the {target} plugin's push returned {result!r}, not a result text",
+                              attempts, seconds)
         return self._sent(item, target, str(result), seconds)
 
     # -------------------------------------------------------------- outcomes
@@ -225,7 +239,7 @@ def _kind(item: OutboxItem) -> tuple[str, str | None]:
 
     action = item.action
     if action.type == "custom":
-        return action.name, None  # type: ignore[union-attr]
+        return action.name, None
     return action.type, getattr(action, "channel", None)
 
 

@@ -56,22 +56,26 @@ def _error(status: int, reason: str, **extra: Any) -> Response:
     return response
 
 
-def create_app(runtime: Runtime, pm: Any = None, *, packs: list[Any] | None = None,
+def create_app(runtime: Runtime, plugins: Any = None, *, packs: list[Any] | None = None,
                checks: dict[str, Check] | None = None,
                status: Callable[[], dict[str, Any]] | None = None) -> Flask:
-    """The receiver app for `runtime`, with every plugin's sources mounted.
+    """The receiver app for `runtime`, with every registered source's blueprint mounted.
 
-    `packs` are the loaded rule packs (None: not loaded, /readyz answers 503); `checks` are extra readiness
-    checks (the server adds the worker's); `status` adds fields to /readyz's answer that do not decide readiness
-    (the last reload of the rule packs). The runtime handed to views is a copy whose `ingest` also counts
-    events in `runtime.metrics` (created if missing).
+    `plugins` is the `crmrules.registry.Registry` to mount (default: a fresh collection of the loaded plugins, so
+    this app's blueprints are its own). `packs` are the loaded rule packs (None: not loaded, /readyz answers
+    503); `checks` are extra readiness checks (the server adds the worker's); `status` adds fields to /readyz's
+    answer that do not decide readiness (the last reload of the rule packs). The runtime handed to views is a
+    copy whose `ingest` also counts events in `runtime.metrics` (created if missing), that knows the registered
+    sources, and that has plugin contexts (built from `runtime.settings` if it brought none).
     """
 
-    from ..plugins import get_plugin_manager
+    from ..plugins import PluginContexts, fresh_registry
 
-    pm = pm or get_plugin_manager()
+    registry = plugins or fresh_registry()
     metrics = runtime.metrics if runtime.metrics is not None else Metrics(runtime.store)
-    runtime = dataclasses.replace(runtime, metrics=metrics, ingest=counting(runtime.ingest, metrics, _source_of))
+    contexts = runtime.contexts or PluginContexts(registry, runtime.settings, metrics=metrics.registry)
+    runtime = dataclasses.replace(runtime, metrics=metrics, ingest=counting(runtime.ingest, metrics, _source_of),
+                                  contexts=contexts, sources=frozenset(registry.sources))
     cap = int(runtime.settings.get("max_body_bytes") or 1_000_000)
 
     app = Flask("crmrules.receiver")
@@ -80,19 +84,18 @@ def create_app(runtime: Runtime, pm: Any = None, *, packs: list[Any] | None = No
     app.json.ensure_ascii = False  # type: ignore[attr-defined]  # reasons may quote Korean field values
     app.extensions["crmrules"] = runtime
 
+    # Mounted under the blueprint's own name, which is also the `source` label of the events it counts.
     sources: dict[str, Blueprint] = {}
-
-    def register(name: str, blueprint: Blueprint) -> None:
-        if name in sources:
-            raise ValueError(f"register_sources: {name!r} is registered twice")
-        sources[name] = blueprint
-        app.register_blueprint(blueprint, name=name)
-
-    pm.hook.register_sources(register=register)
+    documents: dict[str, Any] = {}
+    for source in registry.sources.values():
+        if source.blueprint is not None:
+            sources[source.blueprint.name] = source.blueprint
+            documents[source.blueprint.name] = source.openapi
+            app.register_blueprint(source.blueprint)
     app.extensions["crmrules.sources"] = sources
     _routes(app, runtime, packs, checks or {}, status)
     _error_handlers(app, metrics, sources, cap)
-    document = openapi.build(app, sources)  # built now so that two plugins claiming one route fail at start
+    document = openapi.build(app, documents)  # built now so that two plugins claiming one route fail at start
     app.add_url_rule("/openapi.json", "openapi", lambda: jsonify(document))
     return app
 

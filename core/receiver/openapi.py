@@ -1,7 +1,7 @@
 """The receiver's OpenAPI 3.1 description: its own endpoints plus whatever the plugins mount.
 
-A plugin describes its routes by giving its blueprint an `openapi` attribute: either a `paths` mapping or a
-partial document (`{"paths": ..., "components": ...}`). Routes a plugin does not describe are still listed,
+A plugin describes its routes when it registers its source (`register(name, blueprint=..., openapi=...)`): either
+a `paths` mapping or a partial document (`{"paths": ..., "components": ...}`). Routes a plugin does not describe are still listed,
 from the URL map and the view's docstring, so the description never silently misses an endpoint.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from importlib.metadata import PackageNotFoundError, version
-from typing import Any
+from typing import Any, Mapping
 
 from flask import Flask
 
@@ -67,7 +67,7 @@ def _path_and_params(rule: str) -> tuple[str, list[dict[str, Any]]]:
     return _CONVERTER.sub(lambda m: "{" + m["name"] + "}", rule), params
 
 
-def _merge(paths: dict[str, Any], extra: dict[str, Any], owner: str) -> None:
+def _merge(paths: dict[str, Any], extra: Mapping[str, Any], owner: str) -> None:
     for path, operations in extra.items():
         into = paths.setdefault(path, {})
         for method, operation in operations.items():
@@ -76,14 +76,14 @@ def _merge(paths: dict[str, Any], extra: dict[str, Any], owner: str) -> None:
             into[method] = operation
 
 
-def build(app: Flask, sources: dict[str, Any]) -> dict[str, Any]:
-    """The document for `app`, whose plugin blueprints are `sources` (registered name → blueprint)."""
+def build(app: Flask, sources: Mapping[str, Mapping[str, Any] | None]) -> dict[str, Any]:
+    """The document for `app`, whose plugin blueprints are `sources` (mounted name → what the plugin described)."""
 
     paths: dict[str, Any] = {}
     components: dict[str, Any] = {k: dict(v) for k, v in COMPONENTS.items()}
     _merge(paths, OWN_PATHS, "receiver")
-    for name, blueprint in sources.items():
-        described = getattr(blueprint, "openapi", None) or {}
+    for name, described in sources.items():
+        described = described or {}
         document = described if "paths" in described else {"paths": described}
         _merge(paths, document["paths"], name)
         for kind, items in (document.get("components") or {}).items():

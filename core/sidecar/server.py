@@ -47,11 +47,12 @@ def serve(settings: Settings, packs: list[Any], host: str = "127.0.0.1", port: i
 
     configure_logging()
     store = open_store(settings.store)
-    pm = plugins.get_plugin_manager()
+    registry = plugins.fresh_registry()
     clock = Clock()
     metrics = Metrics(store)
+    contexts = plugins.PluginContexts(registry, settings, metrics=metrics.registry, clock=clock)
     pipeline = Pipeline(store, packs, clock=clock, custom_actions=plugins.action_types())
-    dispatcher = Dispatcher(store, settings, pm, clock, metrics=metrics)
+    dispatcher = Dispatcher(store, settings, registry, clock, metrics=metrics, contexts=contexts)
     runner = Worker(pipeline, dispatcher, clock, metrics=metrics, retention=settings.retention) if worker else None
 
     def ingest(events: list[Any]) -> list[bool]:
@@ -60,13 +61,13 @@ def serve(settings: Settings, packs: list[Any], host: str = "127.0.0.1", port: i
             runner.wake()
         return accepted
 
-    runtime = Runtime(ingest=ingest, settings=settings.model_dump(), store=store, metrics=metrics)
+    runtime = Runtime(ingest=ingest, settings=settings.model_dump(), store=store, metrics=metrics, contexts=contexts)
     checks = {"worker": runner.health} if runner is not None else {}
     packs = list(packs)  # replaced in place by a reload, so /readyz counts the rules running
     reloader = Reloader(settings, pipeline, packs, metrics)
-    app = create_app(runtime, pm, packs=packs, checks=checks, status=reloader.status)
+    app = create_app(runtime, registry, packs=packs, checks=checks, status=reloader.status)
     counted_ingest = app.extensions["crmrules"].ingest
-    poller = Poller(pm, store, counted_ingest, settings.plugins, metrics=metrics,
+    poller = Poller(registry, store, counted_ingest, settings.plugins, metrics=metrics, contexts=contexts,
                     on_ingest=runner.wake if runner is not None else None, context=app.app_context)
     # Plugins reach the deployment through crmrules.api.runtime() while pushing too, so the worker runs in an
     # app context.

@@ -213,14 +213,17 @@ class Worker:
 
 
 class Poller:
-    """Pulls each source that has `poll_every` in its plugin settings, and ingests what it returns."""
+    """Pulls the sources of each plugin that has `poll_every` in its settings, and ingests what they return."""
 
-    def __init__(self, pm: Any, store: MetaStore, ingest: Callable[[list[Any]], list[bool]], plugin_settings: dict[str, Any],
-                 *, metrics: Any = None, on_ingest: Callable[[], None] | None = None,
-                 context: Callable[[], ContextManager[Any]] | None = None, max_pages: int = 50):
+    def __init__(self, plugins: Any, store: MetaStore, ingest: Callable[[list[Any]], list[bool]],
+                 plugin_settings: dict[str, Any], *, metrics: Any = None, on_ingest: Callable[[], None] | None = None,
+                 context: Callable[[], ContextManager[Any]] | None = None, max_pages: int = 50,
+                 contexts: Any = None):
         from ..language.durations import parse_duration
+        from ..plugins import PluginContexts
 
-        self.pm = pm
+        self.plugins = plugins  # a crmrules.registry.Registry: sources with a `pull`, by plugin
+        self.contexts = contexts or PluginContexts(plugins, {"plugins": plugin_settings})
         self.store = store
         self.ingest = ingest
         self.metrics = metrics
@@ -272,17 +275,27 @@ class Poller:
                 pause = min(self._due.values()) - time.monotonic() if self._due else 1.0
                 self._stop.wait(max(0.05, min(pause, 1.0)))
 
-    def poll(self, source: str) -> int:
-        """Pull one source until it has no more pages (at most `max_pages`); returns how many events were new."""
+    def poll(self, name: str) -> int:
+        """Pull the sources of plugin `name` until they have no more pages (at most `max_pages` each); returns
+        how many events were new."""
 
-        key = CURSOR_KEY.format(source=source)
+        found = [s for s in self.plugins.sources.values() if s.pull is not None and s.plugin == name]
+        if not found:
+            log.warning("no plugin pulls %r; remove plugins.%s.poll_every or install its plugin", name, name)
+            return 0
+        context = self.contexts.get(name)
+        return sum(self._pull(source, context) for source in found)
+
+    def _pull(self, source: Any, context: Any) -> int:
+        key = CURSOR_KEY.format(source=source.name)
         new = 0
         for _ in range(self.max_pages):
             since = self.store.get_meta(key)
-            result = self.pm.hook.pull(source=source, since=since, settings=dict(self.settings.get(source, {})))
-            if result is None:
-                log.warning("no plugin pulls %r; remove plugins.%s.poll_every or install its plugin", source, source)
-                return new
+            result = source.pull(since, context)
+            unknown = {e.source for e in result.events} - set(self.plugins.sources)
+            if unknown:
+                raise ValueError(f"the pull of {source.name!r} returned events of unregistered source(s) "
+                                 f"{', '.join(sorted(unknown))}")
             if result.events:
                 accepted = self.ingest(list(result.events))
                 new += sum(accepted)

@@ -2,10 +2,10 @@
 
 Built only on the public plugin API (`crmrules.api`, `crmrules.config.secret`), as a third party would.
 
-- `register_sources`: `POST /hooks/hubspot` takes HubSpot webhook batches, checks the v3 signature and its
-  freshness, and ingests events (no HubSpot calls while HubSpot waits for the answer).
-- `pull("hubspot", since, settings)`: contacts, companies and deals modified since a cursor.
-- `push_action("hubspot", item, settings)`: tag/untag, score, set, task, message, each idempotent.
+- source `hubspot` (trusted: every webhook is signed with the app's secret): `POST /hooks/hubspot` takes
+  HubSpot webhook batches, checks the v3 signature and its freshness, and ingests events (no HubSpot calls
+  while HubSpot waits for the answer); its `pull` reads contacts, companies and deals modified since a cursor.
+- target `hubspot`: tag/untag, score, set, task, message, each idempotent.
 
 Options live under `plugins.hubspot` in crmrules.yaml (see `settings.py` and README.md); secrets only in
 `HUBSPOT_CLIENT_SECRET` (webhook signatures) and `HUBSPOT_ACCESS_TOKEN` (API calls).
@@ -13,52 +13,43 @@ Options live under `plugins.hubspot` in crmrules.yaml (see `settings.py` and REA
 
 from __future__ import annotations
 
-from typing import Any, Callable
-
-from crmrules.api import OutboxItem, PullResult, PushFailed, hookimpl
+from crmrules.api import (OutboxItem, PluginContext, PullResult, PushFailed, RegisterModel, RegisterSource,
+                          RegisterTarget, hookimpl)
 from crmrules.config import secret
 
 from . import client as _client
 from . import poll, push, webhooks
-from .settings import HubSpotSettings, parse, section
+from .settings import HubSpotSettings
 
 NAME = "hubspot"
 TOKEN_ENV = "HUBSPOT_ACCESS_TOKEN"
 
-__all__ = ["NAME", "pull", "push_action", "register_sources"]
+__all__ = ["NAME", "pull_from_hubspot", "push_to_hubspot", "register_settings", "register_sources",
+           "register_targets"]
 
 
 @hookimpl
-def register_settings(register: Callable[..., None]) -> None:
+def register_settings(register: RegisterModel) -> None:
     register(NAME, HubSpotSettings)
 
 
 @hookimpl
-def register_sources(register: Callable[..., None]) -> None:
-    register(NAME, webhooks.blueprint())
+def register_sources(register: RegisterSource) -> None:
+    register(webhooks.SOURCE, blueprint=webhooks.blueprint(), pull=pull_from_hubspot, trusted=True,
+             openapi=webhooks.OPENAPI)
 
 
 @hookimpl
-def pull(source: str, since: str | None, settings: dict[str, Any]) -> PullResult | None:
-    if source != NAME:
-        return None
-    options = _options(settings)
-    return poll.pull(since, options, _api(options))
+def register_targets(register: RegisterTarget) -> None:
+    register(NAME, push_to_hubspot)
 
 
-@hookimpl
-def push_action(target: str, item: OutboxItem, settings: dict[str, Any]) -> str | None:
-    if target != NAME:
-        return None
-    options = _options(settings)
-    return push.push(item, options, _api(options))
+def pull_from_hubspot(since: str | None, context: PluginContext[HubSpotSettings]) -> PullResult:
+    return poll.pull(since, context.options, _api(context.options))
 
 
-def _options(raw: dict[str, Any] | None) -> HubSpotSettings:
-    try:
-        return parse(section(raw))
-    except ValueError as exc:
-        raise PushFailed(str(exc)) from None
+def push_to_hubspot(item: OutboxItem, context: PluginContext[HubSpotSettings]) -> str:
+    return push.push(item, context.options, _api(context.options))
 
 
 def _api(options: HubSpotSettings) -> _client.Client:

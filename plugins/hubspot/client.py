@@ -82,7 +82,7 @@ class Client:
         request = PublicObjectSearchRequest(
             filter_groups=[FilterGroup(filters=[Filter(property_name=p, operator=op, value=v)
                                                 for p, op, v in filters])] if filters else None,
-            sorts=[{"propertyName": sort[0], "direction": sort[1]}] if sort else None,  # type: ignore[list-item]
+            sorts=[{"propertyName": sort[0], "direction": sort[1]}] if sort else None,
             properties=names, limit=limit, after=after)
         page = self._call(f"search {object_type}", self._search.do_search, object_type, request)
         nxt = page.paging.next.after if page.paging and page.paging.next else None

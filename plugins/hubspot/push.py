@@ -21,7 +21,7 @@ import hashlib
 import html
 from typing import Callable
 
-from crmrules.api import ActionNotSupported, OutboxItem, PushFailed, RetryLater
+from crmrules.api import ActionNotSupported, CustomAction, OutboxItem, PushFailed, RetryLater
 
 from . import properties
 from .client import Client, Unreachable
@@ -49,7 +49,7 @@ class Target:
 
 def push(item: OutboxItem, options: HubSpotSettings, client: Client) -> str:
     action = item.action
-    name = action.name if action.type == "custom" else action.type  # type: ignore[union-attr]
+    name = action.name if isinstance(action, CustomAction) else action.type
     handler = _HANDLERS.get(action.type)
     if handler is None:
         raise ActionNotSupported(

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from crmrules.api import validate_settings
 
 ObjectType = Literal["contacts", "companies", "deals"]
+OBJECT_TYPES: tuple[ObjectType, ...] = ("contacts", "companies", "deals")
 
 
 class HubSpotSettings(BaseModel):
@@ -64,7 +65,7 @@ class HubSpotSettings(BaseModel):
     # ---- poller
     poll_every: str | float | None = Field(
         default=None, description="read by the core's poller: pull this often (e.g. 5m); unset = webhooks only")
-    poll_objects: list[ObjectType] = Field(default_factory=lambda: ["contacts", "companies", "deals"])
+    poll_objects: list[ObjectType] = Field(default_factory=lambda: list(OBJECT_TYPES))
     poll_properties: dict[ObjectType, list[str]] = Field(
         default_factory=dict, description="HubSpot properties to fetch per object type; default: the mapped ones")
     poll_page_size: int = Field(default=100, ge=1, le=200)
@@ -94,16 +95,3 @@ class HubSpotSettings(BaseModel):
 
 def parse(options: dict[str, Any] | None) -> HubSpotSettings:
     return validate_settings("hubspot", HubSpotSettings, options)
-
-
-def section(settings: dict[str, Any] | None) -> dict[str, Any]:
-    """Our options from either the whole deployment settings or only our section.
-
-    The hooks that take `settings` are called by code we do not own; accepting both shapes keeps the plugin
-    working whichever the dispatcher and the poller hand over.
-    """
-
-    settings = dict(settings or {})
-    if isinstance(settings.get("plugins"), dict):
-        return dict(settings["plugins"].get("hubspot") or {})
-    return settings

@@ -42,8 +42,8 @@ def sign(secret: str, method: str, uri: str, body: bytes | str, timestamp: str) 
     """The signature HubSpot would send (tests and `verify` share it)."""
 
     text = body.decode("utf-8") if isinstance(body, bytes) else body
-    return Signature.get_signature(secret, text, "v3", http_uri=signed_uri(uri), http_method=method.upper(),
-                                   timestamp=timestamp)
+    return str(Signature.get_signature(secret, text, "v3", http_uri=signed_uri(uri), http_method=method.upper(),
+                                       timestamp=timestamp))
 
 
 def verify(*, secret: str, method: str, uri: str, body: bytes, signature: str | None, timestamp: str | None,

@@ -14,16 +14,16 @@ import datetime as dt
 import json
 import logging
 from collections import Counter
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from flask import Blueprint, Response, jsonify, request
 from pydantic import ValidationError
 
-from crmrules.api import MERGE, RECORD_UPDATE, EntityRef, Event, Rejected, ingest, plugin_settings
+from crmrules.api import MERGE, RECORD_UPDATE, EntityRef, Event, Rejected, ingest, plugin_context
 from crmrules.config import secret
 
 from . import properties, signature
-from .settings import HubSpotSettings, parse
+from .settings import HubSpotSettings
 
 log = logging.getLogger("crmrules_hubspot.webhooks")
 
@@ -84,14 +84,13 @@ OPENAPI: dict[str, Any] = {PATH: {"post": {
 def blueprint() -> Blueprint:
     bp = Blueprint("hubspot", __name__)
     bp.add_url_rule(PATH, "receive", receive, methods=["POST"])
-    bp.openapi = OPENAPI  # type: ignore[attr-defined]  # read by the receiver's /openapi.json
     return bp
 
 
 def receive() -> Response:
     """HubSpot webhook batch: verify, map, ingest, answer (no HubSpot calls here)."""
     try:
-        options = parse(plugin_settings("hubspot"))
+        options: HubSpotSettings = plugin_context("hubspot").options
     except ValueError as exc:
         log.error("HubSpot webhooks refused until the settings are fixed:\n%s", exc)
         raise Rejected(503, "the HubSpot plugin's settings are invalid; the sidecar's log says which") from None
@@ -210,7 +209,7 @@ def _origin(n: dict[str, Any]) -> dict[str, Any]:
     return {"change_source": n["changeSource"]} if n.get("changeSource") else {}
 
 
-def _merge_events(n: dict[str, Any], event: Any) -> list[Event]:
+def _merge_events(n: dict[str, Any], event: Callable[..., Event]) -> list[Event]:
     """One `merge` event per record that disappeared into the survivor (the core merges two at a time).
 
     The survivor is `newObjectId` when HubSpot made a new record out of the merge, else `primaryObjectId`.
@@ -225,7 +224,7 @@ def _merge_events(n: dict[str, Any], event: Any) -> list[Event]:
             for other in others]
 
 
-def _association_events(n: dict[str, Any], event: Any) -> list[Event]:
+def _association_events(n: dict[str, Any], event: Callable[..., Event]) -> list[Event]:
     """`CONTACT_TO_COMPANY` added → an `associated` event linking the lead to the account (rules then see
     `account:` properties); removal → `dissociated` (the core has no way to unlink yet)."""
 
@@ -244,7 +243,8 @@ def _association_events(n: dict[str, Any], event: Any) -> list[Event]:
     return [event(ASSOCIATED, ids, props, suffix, related, subject_kind=kind)]
 
 
-def _behavioural_event(n: dict[str, Any], ids: dict[str, Any], options: HubSpotSettings, event: Any) -> Event:
+def _behavioural_event(n: dict[str, Any], ids: dict[str, Any], options: HubSpotSettings,
+                      event: Callable[..., Event]) -> Event:
     name = str(n["eventName"]).strip()
     etype = options.event_names.get(name, name)
     if not etype or any(ch.isspace() for ch in etype):

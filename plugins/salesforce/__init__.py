@@ -2,10 +2,11 @@
 
 A plugin like any third party's: it imports only `crmrules.api` and `crmrules.config.secret`.
 
-- `register_sources` mounts `/hooks/salesforce/outbound` and `/hooks/salesforce/flow` (`views.py`).
-- `pull(source="salesforce", ...)` polls Lead, Contact, Account and Opportunity by LastModifiedDate (`poller.py`).
-- `push_action(target="salesforce", ...)` applies set, tag, untag, score, task and message (`push.py`) with
-  simple-salesforce (`client.py`), telling throttling and outages (retry) from bad data (dead letter).
+- source `salesforce` (trusted: Outbound Messages are checked by organization id and optional token, Flow
+  callouts by a shared secret): `/hooks/salesforce/outbound` and `/hooks/salesforce/flow` (`views.py`), and a
+  pull of Lead, Contact, Account and Opportunity by LastModifiedDate (`poller.py`).
+- target `salesforce`: set, tag, untag, score, task and message (`push.py`) with simple-salesforce
+  (`client.py`), telling throttling and outages (retry) from bad data (dead letter).
 
 Route actions here with `targets: {task: salesforce, ...}` in crmrules.yaml; options live under
 `plugins: {salesforce: {...}}` (`settings.py`, and README.md for all of them).
@@ -13,46 +14,39 @@ Route actions here with `targets: {task: salesforce, ...}` in crmrules.yaml; opt
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from crmrules.api import (OutboxItem, PluginContext, PullResult, RegisterModel, RegisterSource, RegisterTarget,
+                          hookimpl)
 
-from crmrules.api import PullResult, PushFailed, hookimpl
+from .settings import NAME, SalesforceSettings
 
-from .settings import NAME, SalesforceSettings, parse, split
-
-__all__ = ["NAME", "pull", "push_action", "register_sources"]
+__all__ = ["NAME", "pull_from_salesforce", "push_to_salesforce", "register_settings", "register_sources",
+           "register_targets"]
 
 
 @hookimpl
-def register_settings(register: Callable[..., None]) -> None:
+def register_settings(register: RegisterModel) -> None:
     register(NAME, SalesforceSettings)
 
 
 @hookimpl
-def register_sources(register: Callable[..., None]) -> None:
-    from .views import make_blueprint
+def register_sources(register: RegisterSource) -> None:
+    from .views import OPENAPI, make_blueprint
 
-    register(NAME, make_blueprint())
+    register(NAME, blueprint=make_blueprint(), pull=pull_from_salesforce, trusted=True, openapi=OPENAPI)
 
 
 @hookimpl
-def pull(source: str, since: str | None, settings: dict[str, Any]) -> PullResult | None:
-    if source != NAME:
-        return None
+def register_targets(register: RegisterTarget) -> None:
+    register(NAME, push_to_salesforce)
+
+
+def pull_from_salesforce(since: str | None, context: PluginContext[SalesforceSettings]) -> PullResult:
     from . import poller
 
-    raw, overrides = split(settings)
-    return poller.pull(since, parse(raw), overrides.get("session"))  # a bad option: ValueError, logged
+    return poller.pull(since, context.options)
 
 
-@hookimpl
-def push_action(target: str, item: Any, settings: dict[str, Any]) -> str | None:
-    if target != NAME:
-        return None
+def push_to_salesforce(item: OutboxItem, context: PluginContext[SalesforceSettings]) -> str:
     from . import push
 
-    raw, overrides = split(settings)
-    try:
-        options = parse(raw)
-    except ValueError as exc:
-        raise PushFailed(str(exc)) from None
-    return push.push(item, options, overrides.get("session"))
+    return push.push(item, context.options)

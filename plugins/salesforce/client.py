@@ -12,7 +12,7 @@ import threading
 from typing import Any, Callable, TypeVar
 
 import requests
-from simple_salesforce import Salesforce
+from simple_salesforce.api import Salesforce
 from simple_salesforce.exceptions import (SalesforceError, SalesforceExpiredSession, SalesforceGeneralError,
                                           SalesforceRefusedRequest)
 
@@ -42,6 +42,17 @@ class TimeoutSession(requests.Session):
 
 _clients: dict[str, Salesforce] = {}
 _lock = threading.Lock()
+_shared_session: requests.Session | None = None
+
+
+def use_session(session: requests.Session | None) -> requests.Session | None:
+    """Make every Salesforce call of this process go through `session` (None: each client its own, with the
+    `timeout` option); returns the one used before. For tests (a local stand-in) and embedders (proxies, mTLS):
+    the plugin's push and pull are handed only its context, which has no place for a live object."""
+
+    global _shared_session
+    before, _shared_session = _shared_session, session
+    return before
 
 
 def _credentials(options: SalesforceSettings) -> dict[str, Any]:
@@ -61,9 +72,10 @@ def _credentials(options: SalesforceSettings) -> dict[str, Any]:
 def connect(options: SalesforceSettings, session: requests.Session | None = None) -> Salesforce:
     """A client for these options, reused while the credentials stay the same (a password login costs a call).
 
-    `session` replaces the HTTP session (tests point it at a local stand-in; embedders add proxies, mTLS...).
+    `session` (else the one given to `use_session`) replaces the HTTP session.
     """
 
+    session = session if session is not None else _shared_session
     creds = _credentials(options)
     version = {"version": options.api_version} if options.api_version else {}
     if session is not None:  # the caller owns the session, and so the client: nothing to reuse or share
@@ -81,7 +93,7 @@ def connect(options: SalesforceSettings, session: requests.Session | None = None
     return client
 
 
-def _login(creds: dict[str, Any], version: dict[str, str], session: requests.Session) -> Salesforce:
+def _login(creds: dict[str, Any], version: dict[str, Any], session: requests.Session) -> Salesforce:
     try:
         return Salesforce(**creds, **version, session=session)
     except SalesforceError as exc:  # a password login that failed

@@ -43,7 +43,7 @@ def read_cursor(since: str | None, objects: list[str]) -> dict[str, Position | N
     text = since.strip()
     if text.startswith("{"):
         data = json.loads(text)
-        return {o: (tuple(data[o]) if data.get(o) else None) for o in objects}  # type: ignore[misc]
+        return {o: ((str(data[o][0]), str(data[o][1])) if data.get(o) else None) for o in objects}
     moment = parse_time(text)
     if moment is None:
         raise ValueError(f"cannot read the Salesforce cursor {since!r}: expected our JSON cursor or an ISO time "

@@ -165,20 +165,6 @@ class SalesforceSettings(BaseModel):
         return list(dict.fromkeys(n for n in names if API_NAME.fullmatch(n)))
 
 
-def split(settings: dict[str, Any] | None) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(our options, test-only overrides) from either the whole deployment settings or only our section.
-
-    The hooks may be handed either (the receiver's runtime holds the whole settings; a dispatcher may pass our
-    section). `session` (a `requests.Session`) is not a setting but an override for tests and embedding.
-    """
-
-    options = dict(settings or {})
-    if isinstance(options.get("plugins"), dict):
-        options = dict(options["plugins"].get(NAME) or {})
-    overrides = {k: options.pop(k) for k in ("session",) if k in options}
-    return options, overrides
-
-
 def parse(raw: dict[str, Any]) -> SalesforceSettings:
     """Validated options; a ValueError whose text names each bad key (`plugins.salesforce.<key>: ...`)."""
 

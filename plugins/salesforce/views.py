@@ -17,15 +17,15 @@ import json
 import logging
 from typing import Any
 
-from flask import Blueprint, Response, g, jsonify, request
+from flask import Blueprint, Response, jsonify, request
 from pydantic import ValidationError
 
-from crmrules.api import RECORD_UPDATE, Event, Rejected, ingest, plugin_settings, runtime
+from crmrules.api import RECORD_UPDATE, Event, Rejected, ingest, plugin_context, runtime
 from crmrules.config import secret
 
 from . import soap
 from .records import KINDS, record_events, parse_time, sobject_of
-from .settings import NAME, SECRETS, SalesforceSettings, parse, split
+from .settings import NAME, SECRETS, SalesforceSettings
 
 log = logging.getLogger("crmrules.salesforce")
 
@@ -33,15 +33,14 @@ MAX_FLOW_EVENTS = 200  # a Flow sends one record per callout, or a collection in
 
 
 def options() -> SalesforceSettings:
-    """This deployment's options (parsed once per request); a misconfiguration answers 503, never 500."""
+    """This deployment's options; a misconfiguration answers 503, never 500."""
 
-    if "crmrules_salesforce" not in g:
-        try:
-            g.crmrules_salesforce = parse(split(plugin_settings(NAME))[0])
-        except ValueError as exc:
-            log.error("%s", exc)
-            raise Rejected(503, "the Salesforce plugin is misconfigured; see the sidecar's log") from None
-    return g.crmrules_salesforce
+    try:
+        found: SalesforceSettings = plugin_context(NAME).options
+    except ValueError as exc:
+        log.error("%s", exc)
+        raise Rejected(503, "the Salesforce plugin is misconfigured; see the sidecar's log") from None
+    return found
 
 
 def same_secret(given: str | None, expected: str) -> bool:
@@ -109,7 +108,6 @@ def make_blueprint() -> Blueprint:
     bp = Blueprint(NAME, __name__, url_prefix="/hooks/salesforce")
     bp.add_url_rule("/outbound", view_func=outbound, methods=["POST"])
     bp.add_url_rule("/flow", view_func=flow, methods=["POST"])
-    bp.openapi = OPENAPI  # type: ignore[attr-defined]  # read by the receiver's /openapi.json
     return bp
 
 
@@ -199,7 +197,8 @@ def flow_events(item: Any, opts: SalesforceSettings, received: dt.datetime) -> l
     record = item.get("record")
     if not isinstance(record, dict):
         raise ValueError("`record` must be the Salesforce record, an object with at least its Id")
-    attributes = record.get("attributes") if isinstance(record.get("attributes"), dict) else {}
+    given_attributes = record.get("attributes")
+    attributes: dict[str, Any] = given_attributes if isinstance(given_attributes, dict) else {}
     sobject = item.get("sobject") or attributes.get("type") or sobject_of(str(record.get("Id") or ""))
     if sobject not in KINDS:
         raise ValueError(f"cannot tell the record's sObject type ({sobject!r}); send Lead, Contact, Account "

@@ -2,85 +2,66 @@
 
 A plugin like any third party's: it imports only `crmrules.api` and `crmrules.config.secret`.
 
-- `register_sources` mounts `/v1/*` (see `views.py`): the stock Segment clients (analytics-next in the browser,
-  analytics-python on a server) post here unchanged. Events are stored with `source="web"`.
-- `push_action` takes `message` actions with `channel: onsite` (route them with `targets: {message.onsite:
-  web_tracker}`) and keeps them for the visitor until the snippet (`/v1/crmrules.js`) shows them, once.
+- source `web`, registered untrusted: `/v1/*` (see `views.py`), where the stock Segment clients (analytics-next
+  in the browser, analytics-python on a server) post unchanged.
+- target `web_tracker`: takes `message` actions with `channel: onsite` (route them with `targets:
+  {message.onsite: web_tracker}`) and keeps them for the visitor, in the plugin's data folder, until the snippet
+  (`/v1/crmrules.js`) shows them, once.
 
-Trust: write keys are public, so anyone can post anything here. The core lets events of the `web` source alone
-only tag, score and show on-site messages; this plugin adds what it can (see README.md, "Trust").
+Trust: write keys are public, so anyone can post anything here, and the source says so. The core lets events
+of an untrusted source alone only tag, score and show on-site messages; this plugin adds what it can (see
+README.md, "Trust").
 """
 
 from __future__ import annotations
 
-import time
-from typing import Any, Callable
-
-from crmrules.api import ActionNotSupported, PushFailed, RetryLater, hookimpl, runtime
+from crmrules.api import (ActionNotSupported, OutboxItem, PluginContext, PushFailed, RegisterModel, RegisterSource,
+                          RegisterTarget, SendMessage, hookimpl)
 
 from .onsite import open_onsite
-from .settings import TrackerSettings, onsite_path, parse, remembered_store, split
+from .settings import TrackerSettings, onsite_path
 
 NAME = "web_tracker"
 
+__all__ = ["NAME", "push_onsite", "register_settings", "register_sources", "register_targets"]
+
 
 @hookimpl
-def register_settings(register: Callable[..., None]) -> None:
+def register_settings(register: RegisterModel) -> None:
     register(NAME, TrackerSettings)
 
 
 @hookimpl
-def register_sources(register: Callable[..., None]) -> None:
-    from .views import make_blueprint
+def register_sources(register: RegisterSource) -> None:
+    from .openapi import describe
+    from .segment import SOURCE
+    from .views import BATCH, CODES, SINGLE, make_blueprint
 
-    register(NAME, make_blueprint())
-
-
-def _deployment(settings: dict[str, Any] | None) -> tuple[dict[str, Any], str | None]:
-    """Our options and the main store's path, from what the dispatcher hands us or the receiver's runtime."""
-
-    options, store = split(settings)
-    if store is None:
-        try:
-            whole = runtime().settings
-        except (RuntimeError, KeyError):  # no receiver app context: a dispatcher running on its own
-            whole = None
-        if whole:
-            store = whole.get("store")
-            if not options:
-                options = dict((whole.get("plugins") or {}).get(NAME) or {})
-    return options, store or remembered_store()
+    register(SOURCE, blueprint=make_blueprint(), trusted=False, openapi=describe(NAME, SINGLE, BATCH, CODES))
 
 
 @hookimpl
-def push_action(target: str, item: Any, settings: dict[str, Any]) -> Any:
-    if target != NAME:
-        return None
+def register_targets(register: RegisterTarget) -> None:
+    register(NAME, push_onsite)
+
+
+def push_onsite(item: OutboxItem, context: PluginContext[TrackerSettings]) -> str:
     action = item.action
-    if action.type != "message" or getattr(action, "channel", None) != "onsite":
-        what = action.type if action.type != "message" else f"message on channel {action.channel!r}"
+    if not isinstance(action, SendMessage) or action.channel != "onsite":
+        what = f"message on channel {action.channel!r}" if isinstance(action, SendMessage) else action.type
         raise ActionNotSupported(f"the web tracker only shows messages with channel: onsite, not {what}")
     if item.shadow:
         return "shadow: not shown"
-    raw, main_store = _deployment(settings)
-    try:
-        options = parse(raw)
-    except ValueError as exc:
-        raise PushFailed(str(exc)) from None
+    options = context.options
     if not any(item.identities.get(kind) for kind in options.onsite_lookup):
         raise PushFailed(f"cannot show an on-site message: the lead has no {' or '.join(options.onsite_lookup)} "
                          "(a visitor is found by it; see plugins.web_tracker.onsite_lookup)")
-    path = onsite_path(options, main_store)
-    if path is None:
-        # The dispatcher gave only our options and runs outside the receiver: the main store's folder is unknown.
-        raise RetryLater("the web tracker does not know where the main store is; set plugins.web_tracker."
-                         "onsite_store to an absolute path (or run the dispatcher beside the receiver)", 30)
-    store = open_onsite(path)
+    store = open_onsite(onsite_path(options, context.data_dir))
     try:
         token, stored = store.add(
             key=item.idempotency_key, ids=dict(item.identities), entity_id=item.entity_id, rule=item.rule,
             subject=action.subject, body=action.body, locale=action.locale, ttl=options.onsite_ttl,
-            once_per_rule=options.onsite_once_per_rule, now=time.time())
+            once_per_rule=options.onsite_once_per_rule)  # wall-clock time, as the views that show them
     except ValueError as exc:
         raise PushFailed(f"cannot show an on-site message: {exc}") from None
     return f"onsite {token}" if stored else f"onsite {token} (kept before; not shown twice)"

@@ -1,7 +1,7 @@
 """On-site messages waiting for a visitor: the web tracker's own SQLite file.
 
-`push_action` stores a rule's `message: {channel: onsite}` here, keyed by the lead's web ids (anonymous_id,
-user_id). The snippet asks for them (`claim`), shows them and confirms (`mark_shown`). A shown message is
+The `web_tracker` target stores a rule's `message: {channel: onsite}` here, keyed by the lead's web ids
+(anonymous_id, user_id). The snippet asks for them (`claim`), shows them and confirms (`mark_shown`). A shown message is
 never handed out again: its row stays (with its text erased) so that a retried push of the same outbox item, or
 — with `once_per_rule` — another firing of the same rule for the same person, is not shown a second time.
 
@@ -20,7 +20,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 from crmrules.config import secret
 
@@ -174,7 +174,7 @@ class OnsiteStore:
 
     # ------------------------------------------------------------------ for people and tests
 
-    def rows(self) -> list[dict]:
+    def rows(self) -> list[dict[str, Any]]:
         return [dict(r) for r in self._conn().execute("SELECT * FROM onsite_messages ORDER BY created_at, key")]
 
 

@@ -1,4 +1,4 @@
-"""The web tracker's routes as OpenAPI, for the receiver's /openapi.json (it reads `blueprint.openapi`)."""
+"""The web tracker's routes as OpenAPI, registered with its source for the receiver's /openapi.json."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ def describe(name: str, single: dict[str, str], batch: tuple[str, ...], codes: d
                                          "duplicates": {"type": "integer"}}}}}}
     errors = {str(code): {"description": f"{slug}: nothing was stored", "content": {"application/json": {
         "schema": {"$ref": "#/components/schemas/TrackerError"}}}} for code, slug in codes.items()}
-    security = [{"writeKeyBasic": []}, {"writeKeyInBody": []}]
+    security: list[dict[str, list[str]]] = [{"writeKeyBasic": []}, {"writeKeyInBody": []}]
 
     def op(summary: str, op_id: str, schema: str) -> dict[str, Any]:
         return {"post": {"summary": summary, "operationId": op_id, "tags": [name], "security": security,

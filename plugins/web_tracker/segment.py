@@ -241,7 +241,8 @@ def to_event(msg: Any, kind: str | None, sent_at: Any, received: dt.datetime, op
     kind = kind or given
     if kind not in KINDS:
         raise BadMessage(f"type {given!r} is not one of {', '.join(KINDS)}")
-    ctx = msg.get("context") if isinstance(msg.get("context"), dict) else {}
+    given_context = msg.get("context")
+    ctx: dict[str, Any] = given_context if isinstance(given_context, dict) else {}
     if context:
         ctx = {**context, **ctx}
 
@@ -265,7 +266,8 @@ def to_event(msg: Any, kind: str | None, sent_at: Any, received: dt.datetime, op
                 props["product"] = props[field]
     elif kind in ("page", "screen"):
         etype = "page_view" if kind == "page" else "screen_view"
-        page = ctx.get("page") if isinstance(ctx.get("page"), dict) else {}
+        given_page = ctx.get("page")
+        page: dict[str, Any] = given_page if isinstance(given_page, dict) else {}
         props = {k: page[k] for k in PAGE_FIELDS if _scalar(page.get(k))}
         props.update(_properties(msg))
         for field in ("name", "category"):

@@ -92,47 +92,14 @@ def parse(options: dict[str, Any] | None) -> TrackerSettings:
     return validate_settings("web_tracker", TrackerSettings, options)
 
 
-def split(settings: dict[str, Any] | None) -> tuple[dict[str, Any], str | None]:
-    """(web tracker options, main store path or None) from either the whole settings or only our section.
+def onsite_path(options: TrackerSettings, data_dir: Path) -> str:
+    """Where the on-site messages live: `onsite_store`, else `onsite.sqlite` in the plugin's data folder.
 
-    The receiver's runtime holds the whole deployment settings; `push_action` may be handed either.
+    A relative `onsite_store` is taken relative to that folder; `:memory:` keeps them in this process only.
     """
 
-    settings = dict(settings or {})
-    if "plugins" in settings and isinstance(settings["plugins"], dict):
-        return dict(settings["plugins"].get("web_tracker") or {}), settings.get("store")
-    return settings, None
-
-
-_seen_store: str | None = None
-
-
-def remember_store(path: str | None) -> None:
-    """The receiver in this process told us the main store's path (a dispatcher in the same process may not)."""
-
-    global _seen_store
-    if path:
-        _seen_store = path
-
-
-def remembered_store() -> str | None:
-    return _seen_store
-
-
-def onsite_path(options: TrackerSettings, main_store: str | None) -> str | None:
-    """Where the on-site messages live: `onsite_store`, else `<main store>.web_tracker.sqlite` beside it.
-
-    A relative `onsite_store` is taken relative to the main store's folder, as the main store is to the settings
-    file. None when that folder is not known (no absolute `onsite_store`, and no main store path at hand).
-    """
-
-    if options.onsite_store == ":memory:" or main_store == ":memory:":
+    if options.onsite_store == ":memory:":
         return ":memory:"
-    if options.onsite_store and Path(options.onsite_store).is_absolute():
-        return options.onsite_store
-    if not main_store:
-        return None
-    base = Path(main_store).parent
     if options.onsite_store:
-        return str(base / options.onsite_store)
-    return str(base / f"{Path(main_store).stem}.web_tracker.sqlite")
+        return str(data_dir / options.onsite_store)  # an absolute path stays as it is
+    return str(data_dir / "onsite.sqlite")

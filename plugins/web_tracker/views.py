@@ -24,13 +24,12 @@ from typing import Any
 
 from flask import Blueprint, Response, g, request
 
-from crmrules.api import EntityRef, Event, Rejected, ingest, plugin_settings, runtime
+from crmrules.api import EntityRef, Event, Rejected, ingest, plugin_context
 
 from . import segment
 from .limits import RateLimiter, TooLarge, gunzip
-from .onsite import open_onsite
-from .openapi import describe
-from .settings import TrackerSettings, onsite_path, parse, remember_store
+from .onsite import OnsiteStore, open_onsite
+from .settings import TrackerSettings, onsite_path
 
 log = logging.getLogger("crmrules.web_tracker")
 
@@ -44,24 +43,18 @@ CODES = {400: "bad_request", 401: "unauthorized", 413: "payload_too_large", 415:
 
 
 def options() -> TrackerSettings:
-    """This deployment's web tracker options (parsed once per request)."""
+    """This deployment's web tracker options; a misconfiguration answers 503, never 500."""
 
-    if "crmrules_web_tracker" not in g:
-        remember_store(runtime().settings.get("store"))
-        try:
-            g.crmrules_web_tracker = parse(plugin_settings(NAME))
-        except ValueError as exc:
-            log.error("%s", exc)
-            raise Rejected(503, "the web tracker is misconfigured; see the sidecar's log") from None
-    return g.crmrules_web_tracker
+    try:
+        found: TrackerSettings = plugin_context(NAME).options
+    except ValueError as exc:
+        log.error("%s", exc)
+        raise Rejected(503, "the web tracker is misconfigured; see the sidecar's log") from None
+    return found
 
 
-def onsite_store(opts: TrackerSettings):
-    path = onsite_path(opts, runtime().settings.get("store"))
-    if path is None:
-        raise Rejected(503, "the web tracker cannot tell where to keep on-site messages; set "
-                            "plugins.web_tracker.onsite_store")
-    return open_onsite(path)
+def onsite_store(opts: TrackerSettings) -> OnsiteStore:
+    return open_onsite(onsite_path(opts, plugin_context(NAME).data_dir))
 
 
 def snippet_source() -> str:
@@ -251,8 +244,6 @@ def make_blueprint() -> Blueprint:
         response.headers["X-Content-Type-Options"] = "nosniff"
         return response
 
-    # The receiver's /openapi.json reads `blueprint.openapi`.
-    bp.openapi = describe(NAME, SINGLE, BATCH, CODES)  # type: ignore[attr-defined]
     return bp
 
 

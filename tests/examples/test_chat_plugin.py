@@ -1,5 +1,6 @@
-"""The example third-party plugin, installed from examples/ with pip, found through its entry point, and its
-action pushed to a real HTTP endpoint by crmrules' own dispatcher-facing hook."""
+"""The example third-party plugin (examples/crmrules-chat, the template of docs/plugins.md), installed with pip
+from a copy, found through its entry point, and run by a real `crmrules serve`: a chat command posted over HTTP
+is ingested from its source, and the rule it triggers pushes a chat_notify to a local HTTP stand-in."""
 
 from __future__ import annotations
 
@@ -9,14 +10,18 @@ import shutil
 import subprocess
 import sys
 import textwrap
+import threading
 from pathlib import Path
 
 import pytest
 from flask import Flask, request
 
 from tests.support.servers import serve
+from tests.support.sidecar import start_sidecar
+from tests.support.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
+SECRET = "chat-secret-7f3a"
 
 
 @pytest.fixture(scope="module")
@@ -36,9 +41,13 @@ def crmrules(env, *args, **kw):
 
 def test_discovered_through_its_entry_point(installed):
     out = crmrules(installed, "plugins")
-    assert "chat: push_action, register_actions, register_settings" in out.stdout, out.stdout + out.stderr
+    line = next((ln for ln in out.stdout.splitlines() if ln.startswith("chat (module crmrules_chat):")), None)
+    assert line is not None, out.stdout + out.stderr
+    for provided in ("settings plugins.chat", "source chat (trusted, webhooks)", "target chat",
+                     "action chat_notify"):
+        assert provided in line, line
     bare = crmrules(dict(installed, PYTHONPATH=""), "plugins")
-    assert "chat:" not in bare.stdout
+    assert "chat (" not in bare.stdout
 
 
 def test_rules_are_checked_against_the_plugins_model(installed, tmp_path):
@@ -66,41 +75,48 @@ def test_its_options_are_checked_against_its_settings_model(installed, tmp_path)
     assert "plugins.chat.timout: not an option of the chat plugin; did you mean 'timeout'?" in out.stderr
 
 
-def test_its_action_runs(installed, tmp_path):
-    received = []
-    hook = Flask("chat")
+PACK = """
+rules:
+  - id: taken-in-chat
+    when: {event: chat_claimed}
+    then:
+      - chat_notify: {channel: "#sales", text: "{{ event.by }}님이 {{ event.lead }} 담당입니다"}
+"""
 
-    @hook.post("/hook")
-    def take():
-        received.append((request.get_json(), request.headers.get("Idempotency-Key")))
+
+def test_a_chat_command_is_ingested_and_its_rule_pushes_to_the_chat(installed, tmp_path):
+    received: list[tuple[dict, str | None]] = []
+    lock = threading.Lock()
+    chat = Flask("chat-stand-in")
+
+    @chat.post("/incoming")
+    def incoming():
+        with lock:
+            received.append((request.get_json(), request.headers.get("Idempotency-Key")))
         return "ok"
 
-    pack = tmp_path / "p.yaml"
-    pack.write_text(textwrap.dedent("""
-        rules:
-          - id: hot
-            when: {event: page_view}
-            then:
-              - chat_notify: {channel: "#sales", text: "{{ lead.name }}님이 가격 페이지를 봤습니다"}
-    """), encoding="utf-8")
-    script = textwrap.dedent(f"""
-        import datetime as dt
-        from crmrules import Pipeline, SQLiteStore, load_pack
-        from crmrules.plugins import action_types, get_plugin_manager
-        from crmrules.models import Event
-        store = SQLiteStore({str(tmp_path / 's.sqlite')!r})
-        p = Pipeline(store, [load_pack({str(pack)!r}, action_types=action_types())], custom_actions=action_types())
-        p.replay([Event(id="1", type="record_update", occurred_at="2026-03-02T09:00:00+09:00",
-                        subject={{"ids": {{"email": "kim@example.com"}}}}, properties={{"first_name": "유진", "last_name": "김"}}),
-                  Event(id="2", type="page_view", occurred_at="2026-03-02T09:05:00+09:00",
-                        subject={{"ids": {{"email": "kim@example.com"}}}})])
-        [(item, _)] = store.claim_due(now=2e9)
-        print(get_plugin_manager().hook.push_action(target="chat", item=item, settings={{}}))
-    """)
-    with serve(hook) as server:
-        env = dict(installed, CRMRULES_CHAT_WEBHOOK_URL=f"{server.url}/hook")
-        out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env)
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "chat 200"
-    assert received[0][0] == {"text": "김유진님이 가격 페이지를 봤습니다", "channel": "#sales"}
-    assert len(received[0][1]) == 32
+    pack = tmp_path / "pack.yaml"
+    pack.write_text(textwrap.dedent(PACK), encoding="utf-8")
+    config = {"rules": [str(pack)], "targets": {"chat_notify": "chat"}, "plugins": {"chat": {"timeout": 2}}}
+    with serve(chat) as server:
+        env = {"PYTHONPATH": installed["PYTHONPATH"], "CRMRULES_LOAD_PLUGINS": "chat",
+               "CRMRULES_CHAT_SECRET": SECRET, "CRMRULES_CHAT_WEBHOOK_URL": f"{server.url}/incoming"}
+        with start_sidecar(tmp_path / "sidecar", config, env=env) as sidecar:
+            command = {"id": "msg-1001", "command": "claimed", "lead": "kim@example.com", "by": "유진"}
+            assert sidecar.post("/hooks/chat/events", command, {"X-Chat-Secret": "guess"})[0] == 401
+            status, _, body = sidecar.post("/hooks/chat/events", command, {"X-Chat-Secret": SECRET})
+            assert (status, json.loads(body)) == (200, {"accepted": 1, "duplicates": 0}), body
+            again = sidecar.post("/hooks/chat/events", command, {"X-Chat-Secret": SECRET})
+            assert json.loads(again[2]) == {"accepted": 0, "duplicates": 1}  # the chat redelivered it
+            assert sidecar.post("/hooks/chat/events", {"command": "lost"}, {"X-Chat-Secret": SECRET})[0] == 400
+
+            wait_until(lambda: received, what="the chat_notify push")
+            status, _, doc = sidecar.get("/openapi.json")
+            operation = json.loads(doc)["paths"]["/hooks/chat/events"]["post"]
+            assert operation["operationId"] == "chat_command"
+            wait_until(lambda: b"crmrules_chat_messages_sent_total 1.0" in sidecar.get("/metrics")[2],
+                       what="the plugin's own counter")
+            assert sidecar.stop() == 0, sidecar.log()
+    [(message, key)] = received  # once, though the command came twice
+    assert message == {"text": "유진님이 kim@example.com 담당입니다", "channel": "#sales"}
+    assert key is not None and len(key) == 32

@@ -4,7 +4,7 @@ Each hook is off unless its environment variable is set, so the sidecar otherwis
 
 - `CRMRULES_FAULT_KILL_AFTER_PUSH=<action type>[,<type>...]` with `CRMRULES_FAULT_MARK=<file>`: the first time
   a push of one of those action types *returns* (the CRM applied it and answered), the process kills itself
-  with SIGKILL before the dispatcher can mark the outbox row sent. The mark file (one line per kill: the
+  with SIGKILL before the dispatcher can mark the outbox row sent (it patches the dispatcher's `_sent`). The mark file (one line per kill: the
   idempotency key) makes it happen once per action type, across restarts.
 - `CRMRULES_FAULT_READONLY_FLAG=<file>`: while that file exists, every store connection is switched to
   `PRAGMA query_only=ON`, so SQLite refuses writes ("attempt to write a readonly database") exactly as on a
@@ -20,8 +20,6 @@ import signal
 from pathlib import Path
 from typing import Any
 
-from crmrules.api import hookimpl
-
 _KILL_TYPES = {t.strip() for t in os.environ.get("CRMRULES_FAULT_KILL_AFTER_PUSH", "").split(",") if t.strip()}
 _MARK = os.environ.get("CRMRULES_FAULT_MARK")
 _READONLY = os.environ.get("CRMRULES_FAULT_READONLY_FLAG")
@@ -34,30 +32,28 @@ def _killed_types() -> set[str]:
     return {line.split(" ", 1)[0] for line in Path(_MARK).read_text(encoding="utf-8").splitlines() if line}
 
 
-if _KILL_TYPES:
-    @hookimpl(wrapper=True)
-    def push_action(target: str, item: Any, settings: dict[str, Any]) -> Any:
-        result = yield  # the real plugin pushed, and the CRM answered
+if _KILL_TYPES or (_READONLY and _READONLY_AFTER):
+    # Pushes are not a hook any more (targets are registered by name), so the fault sits where the dispatcher
+    # records a push that returned: after the CRM answered, before `mark_sent`.
+    from crmrules.outbox.dispatcher import Dispatcher
+
+    _original_sent = Dispatcher._sent
+    _flagged: list[str] = []
+
+    def _sent(self: Dispatcher, item: Any, target: str | None, result: str, seconds: float) -> Any:
         kind = item.action.type
-        if result is not None and kind in _KILL_TYPES and kind not in _killed_types():
-            with open(_MARK or os.devnull, "a", encoding="utf-8") as mark:  # type: ignore[arg-type]
+        if not item.shadow and kind in _KILL_TYPES and kind not in _killed_types():
+            with open(_MARK or os.devnull, "a", encoding="utf-8") as mark:
                 mark.write(f"{kind} {item.idempotency_key}\n")
                 mark.flush()
                 os.fsync(mark.fileno())
             os.kill(os.getpid(), signal.SIGKILL)
-        return result
-
-
-if _READONLY and _READONLY_AFTER:
-    _flagged: list[str] = []
-
-    @hookimpl(wrapper=True)
-    def push_action(target: str, item: Any, settings: dict[str, Any]) -> Any:  # noqa: F811
-        result = yield
-        if result is not None and item.action.type == _READONLY_AFTER and not _flagged:
+        if _READONLY and not item.shadow and kind == _READONLY_AFTER and not _flagged:
             _flagged.append(item.idempotency_key)
-            Path(_READONLY).write_text(item.idempotency_key, encoding="utf-8")  # type: ignore[arg-type]
-        return result
+            Path(_READONLY).write_text(item.idempotency_key, encoding="utf-8")
+        return _original_sent(self, item, target, result, seconds)
+
+    Dispatcher._sent = _sent  # type: ignore[method-assign]  # the fault is this very replacement
 
 
 if _READONLY:

@@ -2,8 +2,8 @@
 
 Two places to die, both real SIGKILLs of the `crmrules serve` process:
 
-1. in the sidecar, right after the HubSpot plugin's push returned (the CRM answered): a test-only plugin wraps
-   `push_action` and kills its own process before the dispatcher's `mark_sent` (tests/faults/faultplugin.py);
+1. in the sidecar, right after the HubSpot plugin's push returned (the CRM answered): a test-only plugin patches
+   the dispatcher's `_sent` and kills its own process before `mark_sent` (tests/faults/faultplugin.py);
 2. at the CRM, inside the write request after HubSpot applied it and before the answer leaves: the stand-in's
    request hook kills the sidecar, which therefore never hears the answer.
 

@@ -145,7 +145,7 @@ def test_tracker_messages_with_the_same_message_id_act_once(tmp_path: Path) -> N
 
 @pytest.fixture
 def salesforce(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    from tests.salesforce.conftest import FLOW_SECRET, INSTANCE, SESSION_ID, Receiver
+    from tests.salesforce.conftest import FLOW_SECRET, INSTANCE, SESSION_ID, Receiver, through
     from tests.salesforce.envelopes import ORG_ID
 
     monkeypatch.setenv("SALESFORCE_INSTANCE_URL", f"https://{INSTANCE}")
@@ -155,9 +155,10 @@ def salesforce(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
         monkeypatch.delenv(name, raising=False)
     server = serve(sf_standin.create_app(session_id=SESSION_ID, org_id=ORG_ID))
     session = sf_standin.rewriting_session(server.url, timeout=5.0)
-    receiver = Receiver(tmp_path, {"organization_id": ORG_ID, "session": session}, packs=[EVERY])
+    receiver = Receiver(tmp_path, {"organization_id": ORG_ID}, packs=[EVERY])
     try:
-        yield receiver, server.app.config["STATE"]
+        with through(session):
+            yield receiver, server.app.config["STATE"]
     finally:
         receiver.close()
         session.close()

@@ -28,7 +28,7 @@ from crmrules.api import Runtime
 from crmrules.config import Settings
 from crmrules.language import load_packs
 from crmrules.pipeline import Pipeline
-from crmrules.plugins import get_plugin_manager, reset_plugins
+from crmrules.plugins import fresh_registry, reset_plugins
 from crmrules.receiver import create_app
 from crmrules.store import SQLiteStore
 
@@ -53,7 +53,7 @@ class Stack:
                                    "web_tracker": {"write_keys": [WRITE_KEY], "allowed_origins": ["*"],
                                                    "rate_per_second": 1e6, "rate_burst": 1_000_000}})
         runtime = Runtime(ingest=self.pipeline.ingest, settings=config.model_dump(), store=self.store)
-        self.app = create_app(runtime, get_plugin_manager(), packs=[])
+        self.app = create_app(runtime, fresh_registry(), packs=[])
         self.client = self.app.test_client()
 
     def rows(self) -> int:

@@ -46,7 +46,7 @@ def _raw(value: bytes | str) -> bytes:
 def test_signatures_and_secrets_are_compared_in_constant_time_within_a_replay_window(monkeypatch, tmp_path) -> None:
     from crmrules.receiver import create_app
     from crmrules.api import Runtime
-    from crmrules.plugins import get_plugin_manager, reset_plugins
+    from crmrules.plugins import fresh_registry, reset_plugins
     from crmrules.store import SQLiteStore
 
     monkeypatch.setenv("HUBSPOT_CLIENT_SECRET", "spy-secret-123456")
@@ -57,7 +57,7 @@ def test_signatures_and_secrets_are_compared_in_constant_time_within_a_replay_wi
     try:
         settings = {"plugins": {"hubspot": {"public_url": PUBLIC_URL}, "salesforce": {}}, "max_body_bytes": 1 << 20}
         app = create_app(Runtime(ingest=lambda events: [True] * len(events), settings=settings, store=store),
-                         get_plugin_manager(), packs=[])
+                         fresh_registry(), packs=[])
         client = app.test_client()
         spy = _Spy(monkeypatch)
         body = encode([notification("contact.creation", 1, 1, int(time.time() * 1000))])

@@ -63,11 +63,16 @@ class Inbox:
 
 
 def receiver_app(options: dict[str, Any], inbox: Inbox) -> Flask:
-    import crmrules_hubspot
+    from crmrules.plugins import PluginContexts, fresh_registry
 
+    registry = fresh_registry()  # a blueprint of this app's own
+    settings = {"plugins": {"hubspot": options}}
     app = Flask("receiver-under-test")
-    app.extensions["crmrules"] = Runtime(ingest=inbox, settings={"plugins": {"hubspot": options}})
-    crmrules_hubspot.register_sources(lambda name, bp: app.register_blueprint(bp))
+    app.extensions["crmrules"] = Runtime(ingest=inbox, settings=settings, contexts=PluginContexts(registry, settings),
+                                         sources=frozenset(registry.sources))
+    blueprint = registry.sources["hubspot"].blueprint
+    assert blueprint is not None
+    app.register_blueprint(blueprint)
 
     @app.errorhandler(Rejected)
     def _rejected(exc: Rejected) -> Response:

@@ -1,4 +1,4 @@
-"""pull("hubspot", since): records modified since a cursor, via the CRM search API, as record_update events."""
+"""The hubspot source's pull(since, context): records modified since a cursor, via the CRM search API, as record_update events."""
 
 from __future__ import annotations
 
@@ -7,10 +7,11 @@ import json
 
 import pytest
 
-import crmrules_hubspot
 from crmrules.api import PullResult, RetryLater
+from crmrules.plugins import get_registry
 
 from ..standins.hubspot import HubSpotState
+from ..support import plugins
 
 BASE = dt.datetime(2030, 5, 1, 12, 0, tzinfo=dt.timezone.utc)
 
@@ -20,13 +21,16 @@ def ms(moment: dt.datetime) -> int:
 
 
 def pull(since, settings) -> PullResult:
-    result = crmrules_hubspot.pull(source="hubspot", since=since, settings=settings)
+    result = plugins.pull("hubspot", since, settings)
     assert isinstance(result, PullResult)
     return result
 
 
-def test_other_sources_are_not_ours(settings) -> None:
-    assert crmrules_hubspot.pull(source="salesforce", since=None, settings=settings) is None
+def test_the_hubspot_source_is_registered_trusted_with_webhooks_and_a_pull() -> None:
+    source = get_registry().sources["hubspot"]
+    assert (source.trusted, source.plugin, source.blueprint is not None, source.pull is not None) == \
+        (True, "hubspot", True, True)
+    assert "hubspot" in get_registry().trusted_sources()
 
 
 def test_pull_returns_modified_records_mapped_and_a_cursor(settings, hubspot_state: HubSpotState) -> None:

@@ -1,4 +1,4 @@
-"""push_action against the HubSpot stand-in, through the real hubspot-api-client over loopback HTTP."""
+"""The hubspot target's push against the HubSpot stand-in, through the real hubspot-api-client over loopback HTTP."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-import crmrules_hubspot
 from crmrules.api import ActionNotSupported, OutboxItem, PushFailed, RetryLater
 
 from ..standins.hubspot import HubSpotState
+from ..support import plugins
 
 KOREAN = "관심 높음"
 _keys = itertools.count(1)
@@ -27,7 +27,7 @@ def item(action: dict[str, Any], identities: dict[str, str] | None = None, kind:
 
 
 def push(it: OutboxItem, settings: dict[str, Any]) -> str:
-    result = crmrules_hubspot.push_action(target="hubspot", item=it, settings=settings)
+    result = plugins.push("hubspot", it, settings)
     assert isinstance(result, str)
     return result
 
@@ -35,11 +35,6 @@ def push(it: OutboxItem, settings: dict[str, Any]) -> str:
 @pytest.fixture
 def contact(hubspot_state: HubSpotState) -> str:
     return hubspot_state.add("contacts", {"email": "kim@example.com", "firstname": "유진", "lastname": "김"}).id
-
-
-def test_other_targets_are_not_ours(settings) -> None:
-    assert crmrules_hubspot.push_action(target="salesforce", item=item({"type": "tag", "tag": "x"}),
-                                        settings=settings) is None
 
 
 # ---------------------------------------------------------------- tags
@@ -303,12 +298,7 @@ def test_missing_token_is_pushfailed(settings, monkeypatch) -> None:
         push(item({"type": "tag", "tag": "x"}, {"hubspot_id": "1"}), settings)
 
 
-def test_plugin_section_alone_is_accepted_as_settings(settings, hubspot_state: HubSpotState, contact: str) -> None:
-    push(item({"type": "tag", "tag": "x"}, {"hubspot_id": contact}), settings["plugins"]["hubspot"])
-    assert hubspot_state.get("contacts", contact).properties["crmrules_tags"] == "x"
-
-
 def test_bad_settings_name_the_key(settings) -> None:
     settings["plugins"]["hubspot"]["tags_propert"] = "typo"
-    with pytest.raises(PushFailed, match="plugins.hubspot.tags_propert"):
+    with pytest.raises(ValueError, match="plugins.hubspot.tags_propert"):  # the dispatcher: a dead letter
         push(item({"type": "tag", "tag": "x"}, {"hubspot_id": "1"}), settings)

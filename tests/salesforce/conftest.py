@@ -4,6 +4,7 @@ the receiver app (`crmrules.receiver.create_app`) with a real SQLite store and p
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import time
 from pathlib import Path
@@ -63,11 +64,29 @@ def sf(sf_session: sf_standin.RewritingSession):  # -> simple_salesforce.Salesfo
     return Salesforce(instance=INSTANCE, session_id=SESSION_ID, session=sf_session)
 
 
-@pytest.fixture
-def options(sf_session: sf_standin.RewritingSession) -> dict[str, Any]:
-    """Our section of the settings, as the dispatcher hands it over, plus the test-only `session` override."""
+@contextlib.contextmanager
+def through(session: Any) -> Iterator[None]:
+    """Every Salesforce call in the block goes through `session` (the plugin's `use_session`)."""
 
-    return {"organization_id": ORG_ID, "timezone": "Asia/Seoul", "session": sf_session}
+    from crmrules_salesforce.client import use_session
+
+    before = use_session(session)
+    try:
+        yield
+    finally:
+        use_session(before)
+
+
+@pytest.fixture
+def options(sf_session: sf_standin.RewritingSession) -> Iterator[dict[str, Any]]:
+    """Our section of the settings; meanwhile every Salesforce call goes to the stand-in."""
+
+    with through(sf_session):
+        yield {"organization_id": ORG_ID, "timezone": "Asia/Seoul"}
+
+
+def deployment(options: dict[str, Any]) -> dict[str, Any]:
+    return {"plugins": {"salesforce": options}}
 
 
 def item(action: dict[str, Any], *, ids: dict[str, str], kind: str = "lead", key: str = "k" * 32,

@@ -1,5 +1,5 @@
 """In process, the whole path with the core's real pieces: receiver app → inbox → pipeline (the hot-lead pack)
-→ outbox → the real Dispatcher → push_action → simple-salesforce → the stand-in. Faster than the sidecar
+→ outbox → the real Dispatcher → the salesforce target → simple-salesforce → the stand-in. Faster than the sidecar
 subprocess, and able to look at the dispatcher's verdicts (retry with Salesforce's wait, then sent once)."""
 
 from __future__ import annotations

@@ -9,21 +9,24 @@ from typing import Any
 import pytest
 
 from crmrules.api import PullResult, RetryLater
-from crmrules.plugins import get_plugin_manager
+from crmrules.plugins import get_registry
 from crmrules_salesforce.poller import soql_datetime
 
 from ..standins.salesforce import SalesforceState
-from .conftest import utc
+from ..support import plugins
+from .conftest import deployment, utc
 
 T0 = utc(2030, 5, 1, 12, 0)
 
 
 def pull(options: dict[str, Any], since: str | None = None) -> PullResult:
-    return get_plugin_manager().hook.pull(source="salesforce", since=since, settings=options)
+    return plugins.pull("salesforce", since, deployment(options))
 
 
-def test_other_sources_are_not_ours(options: dict[str, Any]) -> None:
-    assert get_plugin_manager().hook.pull(source="nobody", since=None, settings=options) is None
+def test_the_salesforce_source_is_registered_trusted_with_webhooks_and_a_pull() -> None:
+    source = get_registry().sources["salesforce"]
+    assert (source.trusted, source.plugin, source.blueprint is not None, source.pull is not None) == \
+        (True, "salesforce", True, True)
 
 
 def test_changes_of_every_sobject_in_event_time_order(options: dict[str, Any], sf_state: SalesforceState) -> None:

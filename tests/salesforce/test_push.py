@@ -1,4 +1,4 @@
-"""push_action against the Salesforce stand-in, through the real simple-salesforce over loopback HTTP:
+"""The salesforce target's push against the Salesforce stand-in, through the real simple-salesforce over loopback HTTP:
 every action type, Korean text, task idempotency, converted Leads, and how failures are classified."""
 
 from __future__ import annotations
@@ -11,23 +11,23 @@ import pytest
 from flask import request
 
 from crmrules.api import ActionNotSupported, PushFailed, RetryLater
-from crmrules.plugins import get_plugin_manager
+from crmrules.plugins import get_registry
 from crmrules_salesforce.push import marker
 
 from ..standins import salesforce as sf_standin
 from ..standins.salesforce import SalesforceState, sf_id
 from ..support.servers import RunningServer, serve
-from .conftest import SESSION_ID, item
+from ..support import plugins
+from .conftest import SESSION_ID, deployment, item, through
 from .envelopes import ORG_ID
 
 API = "/services/data/v59.0"
 
 
 def push(action: dict[str, Any], options: dict[str, Any], **kwargs: Any) -> str:
-    """Through the plugin manager, as the dispatcher calls it (entry point discovery included)."""
+    """Through the registry, as the dispatcher calls it (entry point discovery included)."""
 
-    return get_plugin_manager().hook.push_action(target="salesforce", item=item(action, **kwargs),
-                                                 settings=options)
+    return plugins.push("salesforce", item(action, **kwargs), deployment(options))
 
 
 @pytest.fixture
@@ -36,10 +36,8 @@ def lead(sf_state: SalesforceState) -> str:
                                  "Email": "kim@example.com"}).id
 
 
-def test_other_targets_are_not_ours(options: dict[str, Any], lead: str) -> None:
-    answer = get_plugin_manager().hook.push_action(target="hubspot-not-us", item=item(
-        {"type": "tag", "tag": "x"}, ids={"salesforce_id": lead}), settings=options)
-    assert answer is None or "salesforce" not in str(answer).lower()
+def test_the_salesforce_target_is_registered_by_name() -> None:
+    assert get_registry().targets["salesforce"].plugin == "salesforce"
 
 
 # ---------------------------------------------------------------- set / tag / score
@@ -263,12 +261,12 @@ def email_server() -> Iterator[RunningServer]:
 def test_message_sent_through_the_email_action_once(email_server: RunningServer) -> None:
     state: SalesforceState = email_server.app.config["STATE"]
     lead = state.add("Lead", {"LastName": "김", "Company": "가", "Email": "kim@example.com"}).id
-    options = {"message_mode": "email", "email_sender_type": "CurrentUser",
-               "session": sf_standin.rewriting_session(email_server.url, timeout=2)}
+    options = {"message_mode": "email", "email_sender_type": "CurrentUser"}
     action = {"type": "message", "channel": "email", "subject": "견적서", "body": "견적서를 보내드립니다."}
 
-    first = push(action, options, ids={"salesforce_id": lead}, key="f" * 32)
-    again = push(action, options, ids={"salesforce_id": lead}, key="f" * 32)
+    with through(sf_standin.rewriting_session(email_server.url, timeout=2)):
+        first = push(action, options, ids={"salesforce_id": lead}, key="f" * 32)
+        again = push(action, options, ids={"salesforce_id": lead}, key="f" * 32)
 
     assert email_server.app.config["SENT"] == [{"emailAddresses": "kim@example.com", "emailSubject": "견적서",
                                                 "emailBody": "견적서를 보내드립니다.", "senderType": "CurrentUser"}]
@@ -316,16 +314,15 @@ def test_passing_faults_are_retry_later(options: dict[str, Any], sf_state: Sales
 
 
 def test_timeout_is_retry_later(sf_server: RunningServer, sf_state: SalesforceState, lead: str) -> None:
-    options = {"session": sf_standin.rewriting_session(sf_server.url, timeout=0.3)}
     sf_state.queue_fault(delay=2.0)
-    with pytest.raises(RetryLater, match="in time"):
-        push({"type": "set", "properties": {"Rating": "Hot"}}, options, ids={"salesforce_id": lead})
+    with through(sf_standin.rewriting_session(sf_server.url, timeout=0.3)), pytest.raises(RetryLater, match="in time"):
+        push({"type": "set", "properties": {"Rating": "Hot"}}, {}, ids={"salesforce_id": lead})
 
 
 def test_unreachable_salesforce_is_retry_later(lead: str) -> None:
-    options = {"session": sf_standin.rewriting_session("http://127.0.0.1:9", timeout=0.5)}
-    with pytest.raises(RetryLater, match="unreachable"):
-        push({"type": "set", "properties": {"Rating": "Hot"}}, options, ids={"salesforce_id": sf_id("00Q", 1)})
+    with through(sf_standin.rewriting_session("http://127.0.0.1:9", timeout=0.5)), \
+            pytest.raises(RetryLater, match="unreachable"):
+        push({"type": "set", "properties": {"Rating": "Hot"}}, {}, ids={"salesforce_id": sf_id("00Q", 1)})
 
 
 def test_bad_data_is_push_failed_with_salesforces_message(options: dict[str, Any], sf_state: SalesforceState,
@@ -354,7 +351,7 @@ def test_deleted_record_is_push_failed(options: dict[str, Any], sf, lead: str) -
 
 def test_missing_credentials_and_bad_settings_are_push_failed(options: dict[str, Any], lead: str,
                                                               monkeypatch: pytest.MonkeyPatch) -> None:
-    with pytest.raises(PushFailed, match="plugins.salesforce.tags_fild"):
+    with pytest.raises(ValueError, match="plugins.salesforce.tags_fild"):  # the dispatcher: a dead letter
         push({"type": "tag", "tag": "x"}, {**options, "tags_fild": "X__c"}, ids={"salesforce_id": lead})
     monkeypatch.delenv("SALESFORCE_SESSION_ID")
     with pytest.raises(PushFailed, match="no Salesforce credentials"):
@@ -364,13 +361,5 @@ def test_missing_credentials_and_bad_settings_are_push_failed(options: dict[str,
 def test_shadow_items_are_not_pushed(options: dict[str, Any], sf_state: SalesforceState) -> None:
     shadow = item({"type": "task", "title": "x"}, ids={"salesforce_id": sf_id("00Q", 1)})
     shadow.shadow = True
-    assert get_plugin_manager().hook.push_action(target="salesforce", item=shadow, settings=options) \
-        == "shadow: not pushed"
+    assert plugins.push("salesforce", shadow, deployment(options)) == "shadow: not pushed"
     assert sf_state.requests == []
-
-
-def test_whole_settings_are_accepted_too(options: dict[str, Any], sf_state: SalesforceState, lead: str) -> None:
-    whole = {"store": "x.sqlite", "plugins": {"salesforce": options}}
-    push({"type": "tag", "tag": "whole"}, whole, ids={"salesforce_id": lead})
-    assert sf_state.get("Lead", lead).fields["Crmrules_Tags__c"] == "whole"
-

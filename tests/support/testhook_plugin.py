@@ -1,12 +1,12 @@
 """A test-only crmrules plugin, loaded with CRMRULES_PLUGINS_PATH=<this file>.
 
 It is as small as a real adapter can be, and uses only what a real one may:
-- `register_sources` mounts a JSON webhook (`POST /hooks/test`) checked by an `X-Test-Key` header;
-- `push_action` (target `testhook`) posts each action as JSON to `plugins.testhook.url`, mapping the answer the
-  way the real adapters do: 2xx sent, 429 and 5xx RetryLater (honouring Retry-After), other 4xx PushFailed;
-- `pull` (source `testhook`) pages through `plugins.testhook.pull` (a list of events), one per call.
+- source `testhook` (trusted: checked by an `X-Test-Key` header) mounts a JSON webhook (`POST /hooks/test`),
+  and its pull pages through `plugins.testhook.pull` (a list of events), one per call;
+- target `testhook` posts each action as JSON to `plugins.testhook.url`, mapping the answer the way the real
+  adapters do: 2xx sent, 429 and 5xx RetryLater (honouring Retry-After), other 4xx PushFailed.
 
-Settings (`plugins.testhook` in crmrules.yaml): key, url, pull.
+Settings (`plugins.testhook` in crmrules.yaml): key, url, pull, poll_every.
 """
 
 from __future__ import annotations
@@ -15,15 +15,26 @@ import datetime as dt
 import json
 import urllib.error
 import urllib.request
-from typing import Any, Callable
+from typing import Any
 
 from flask import Blueprint, jsonify, request
+from pydantic import BaseModel, ConfigDict
 
-from crmrules.api import (ActionNotSupported, Event, PullResult, PushFailed, Rejected, RetryLater, hookimpl, ingest,
-                          plugin_settings)
+from crmrules.api import (ActionNotSupported, Event, OutboxItem, PluginContext, PullResult, PushFailed,
+                          RegisterModel, RegisterSource, RegisterTarget, Rejected, RetryLater, hookimpl, ingest,
+                          plugin_context)
 
 NAME = "testhook"
 SUPPORTED = ("task", "tag", "untag", "score", "set", "webhook")
+
+
+class TesthookSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    key: str | None = None
+    url: str | None = None
+    pull: list[dict[str, Any]] = []
+    poll_every: str | float | None = None
 
 
 def _event(raw: dict[str, Any]) -> Event:
@@ -33,20 +44,23 @@ def _event(raw: dict[str, Any]) -> Event:
                  properties=raw.get("props") or {})
 
 
+OPENAPI = {"/hooks/test": {"post": {
+    "summary": "Test events, as {\"events\": [{id, type, email, at, props}]}",
+    "operationId": "testhook_events",
+    "requestBody": {"required": True, "content": {"application/json": {"schema": {"type": "object"}}}},
+    "responses": {"200": {"description": "accepted (or already seen)"},
+                  "401": {"description": "wrong X-Test-Key"}}}}}
+
+
 def make_blueprint() -> Blueprint:
     bp = Blueprint(NAME, __name__)
-    bp.openapi = {"/hooks/test": {"post": {  # type: ignore[attr-defined]
-        "summary": "Test events, as {\"events\": [{id, type, email, at, props}]}",
-        "operationId": "testhook_events",
-        "requestBody": {"required": True, "content": {"application/json": {"schema": {"type": "object"}}}},
-        "responses": {"200": {"description": "accepted (or already seen)"},
-                      "401": {"description": "wrong X-Test-Key"}}}}}
 
     @bp.post("/hooks/test")
     def events() -> Any:
         """Accept test events."""
 
-        if request.headers.get("X-Test-Key") != plugin_settings(NAME).get("key"):
+        options: TesthookSettings = plugin_context(NAME).options
+        if request.headers.get("X-Test-Key") != options.key:
             raise Rejected(401, "wrong or missing X-Test-Key")
         body = request.get_json(force=True)
         if not isinstance(body, dict) or not isinstance(body.get("events"), list):
@@ -72,20 +86,29 @@ def make_blueprint() -> Blueprint:
 
 
 @hookimpl
-def register_sources(register: Callable[..., None]) -> None:
-    register(NAME, make_blueprint())
+def register_settings(register: RegisterModel) -> None:
+    register(NAME, TesthookSettings)
 
 
 @hookimpl
-def push_action(target: str, item: Any, settings: dict[str, Any]) -> Any:
-    if target != NAME:
-        return None
+def register_sources(register: RegisterSource) -> None:
+    register(NAME, blueprint=make_blueprint(), pull=pull, trusted=True, openapi=OPENAPI)
+
+
+@hookimpl
+def register_targets(register: RegisterTarget) -> None:
+    register(NAME, push)
+
+
+def push(item: OutboxItem, context: PluginContext[TesthookSettings]) -> str:
     if item.action.type not in SUPPORTED:
         raise ActionNotSupported(f"testhook cannot push {item.action.type}")
     body = json.dumps({"key": item.idempotency_key, "rule": item.rule, "entity": item.entity_id,
                        "identities": item.identities, "action": item.action.model_dump()},
                       ensure_ascii=False).encode("utf-8")
-    req = urllib.request.Request(settings["url"], data=body, method="POST",
+    if context.options.url is None:  # a bug of the deployment the dispatcher cannot recognise: retried
+        raise LookupError("plugins.testhook.url is not set")
+    req = urllib.request.Request(context.options.url, data=body, method="POST",
                                  headers={"Content-Type": "application/json", "Idempotency-Key": item.idempotency_key})
     try:
         with urllib.request.urlopen(req, timeout=5) as response:
@@ -102,11 +125,8 @@ def push_action(target: str, item: Any, settings: dict[str, Any]) -> Any:
         raise RetryLater(f"cannot reach the target: {exc.reason}") from None
 
 
-@hookimpl
-def pull(source: str, since: str | None, settings: dict[str, Any]) -> Any:
-    if source != NAME:
-        return None
-    rows = list(settings.get("pull") or [])
+def pull(since: str | None, context: PluginContext[TesthookSettings]) -> PullResult:
+    rows = context.options.pull
     start = int(since or 0)
     if start >= len(rows):
         return PullResult(events=[], cursor=since)

@@ -2,7 +2,7 @@
 
 The pieces are the core's own: the receiver app (`crmrules.receiver.app.create_app`, which mounts every plugin's
 `register_sources` blueprint, its error handlers and metrics) and the outbox dispatcher
-(`crmrules.outbox.dispatcher.Dispatcher`, which calls `push_action`), wired as `crmrules serve` wires them. The
+(`crmrules.outbox.dispatcher.Dispatcher`, which calls the registered target's `push`), wired as `crmrules serve` wires them. The
 test drives them step by step — `process()` is one worker cycle: evaluate the inbox, then push what is due — so
 that it can look between the steps. `test_sidecar.py` runs the real `crmrules serve` process instead.
 """
@@ -34,6 +34,13 @@ def settings_for(tmp_path: Path, packs: list[Path] | None = None, **plugin: Any)
     options = {"write_keys": [WRITE_KEY], **plugin}
     return Settings(store=str(tmp_path / "crmrules.sqlite"), rules=[str(p) for p in (packs or [])],
                     targets={"message.onsite": "web_tracker"}, plugins={"web_tracker": options})
+
+
+def onsite_file(settings: Settings) -> str:
+    """Where the web tracker keeps on-site messages by default: in its data folder beside the store."""
+
+    store = Path(settings.store)
+    return str(store.parent / f"{store.stem}.plugins" / "web_tracker" / "onsite.sqlite")
 
 
 class StandIn:

@@ -11,7 +11,7 @@ import pytest
 from crmrules.api import RECORD_UPDATE
 from tests.support.browser import GuardedContext, RunningServer
 from tests.web_tracker.browserthread import BrowserThread, Visitor
-from tests.web_tracker.stack import StandIn, wait_until
+from tests.web_tracker.stack import StandIn, onsite_file, wait_until
 
 pytestmark = pytest.mark.browser
 
@@ -117,7 +117,7 @@ def test_analytics_next_batching_mode(browser_thread: BrowserThread, offline: Gu
 def _onsite_rows(sidecar: StandIn) -> list[dict]:
     from crmrules_web_tracker.onsite import open_onsite
 
-    return open_onsite(str(Path(sidecar.settings.store).with_name("crmrules.web_tracker.sqlite"))).rows()
+    return open_onsite(onsite_file(sidecar.settings)).rows()
 
 
 ONSITE_OFFERS = Path(__file__).resolve().parents[2] / "rules" / "onsite-offers"

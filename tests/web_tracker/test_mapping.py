@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 import pytest
 
@@ -213,9 +214,8 @@ def test_settings() -> None:
 
 
 def test_onsite_path() -> None:
-    default = TrackerSettings()
-    assert onsite_path(default, "/var/lib/crmrules/main.sqlite") == "/var/lib/crmrules/main.web_tracker.sqlite"
-    assert onsite_path(TrackerSettings(onsite_store="onsite.db"), "/srv/x.sqlite") == "/srv/onsite.db"
-    assert onsite_path(TrackerSettings(onsite_store="/data/o.db"), None) == "/data/o.db"
-    assert onsite_path(default, None) is None
-    assert onsite_path(default, ":memory:") == ":memory:"
+    folder = Path("/var/lib/crmrules/main.plugins/web_tracker")
+    assert onsite_path(TrackerSettings(), folder) == "/var/lib/crmrules/main.plugins/web_tracker/onsite.sqlite"
+    assert onsite_path(TrackerSettings(onsite_store="o.db"), folder) == str(folder / "o.db")
+    assert onsite_path(TrackerSettings(onsite_store="/data/o.db"), folder) == "/data/o.db"
+    assert onsite_path(TrackerSettings(onsite_store=":memory:"), folder) == ":memory:"

@@ -1,4 +1,4 @@
-"""On-site messages: push_action stores them, the snippet's endpoints hand them out once."""
+"""On-site messages: the web_tracker target's push stores them, the snippet's endpoints hand them out once."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from crmrules.api import ActionNotSupported, OutboxItem, PushFailed, RetryLater
-from crmrules.plugins import get_plugin_manager
-from crmrules_web_tracker import push_action
+from crmrules.api import ActionNotSupported, OutboxItem, PushFailed
+from crmrules.plugins import get_registry
 from crmrules_web_tracker.onsite import OnsiteStore, open_onsite
-from tests.web_tracker.stack import TEST_PACK, WRITE_KEY, StandIn, settings_for
+from tests.support import plugins
+from tests.web_tracker.stack import TEST_PACK, WRITE_KEY, StandIn, onsite_file, settings_for
 
 
 def item(key: str = "k-1", ids: dict | None = None, rule: str = "pack/coupon", shadow: bool = False,
@@ -31,12 +31,10 @@ def stack(tmp_path: Path) -> Iterator[StandIn]:
     s.stop()
 
 
-def push(stack: StandIn, it: OutboxItem, options: dict | None = None):
-    """As the dispatcher does: through the plugin manager, inside the sidecar's app."""
+def push(stack: StandIn, it: OutboxItem) -> str:
+    """As the dispatcher does: the registered target, with the context of the stand-in's deployment."""
 
-    with stack.app.app_context():
-        return get_plugin_manager().hook.push_action(
-            target="web_tracker", item=it, settings=options or stack.settings.plugins["web_tracker"])
+    return plugins.push("web_tracker", it, stack.settings)
 
 
 def claim(stack: StandIn, **ids: str):
@@ -51,8 +49,14 @@ def shown(stack: StandIn, ids: list[str], **visitor: str):
     return stack.app.test_client().post("/v1/onsite/shown", data=json.dumps(body), content_type="text/plain")
 
 
+def test_the_web_source_is_untrusted_and_the_target_is_web_tracker() -> None:
+    registry = get_registry()
+    assert registry.sources["web"].trusted is False and registry.sources["web"].plugin == "web_tracker"
+    assert "web" not in registry.trusted_sources()
+    assert registry.targets["web_tracker"].plugin == "web_tracker"
+
+
 def test_only_onsite_messages(stack: StandIn) -> None:
-    assert push_action(target="hubspot", item=item(), settings={}) is None
     with pytest.raises(ActionNotSupported, match="channel 'email'"):
         push(stack, item(channel="email"))
     task = OutboxItem(idempotency_key="t", decision_id="d", rule="r", entity_id="l", entity_kind="lead",
@@ -88,7 +92,7 @@ def test_shown_once_then_never(stack: StandIn) -> None:
     # A retried push of the same outbox item changes nothing; nor does the same rule firing again.
     assert "not shown twice" in push(stack, item())
     assert "not shown twice" in push(stack, item(key="k-2"))
-    store = open_onsite(str(Path(stack.settings.store).with_name("crmrules.web_tracker.sqlite")))
+    store = open_onsite(onsite_file(stack.settings))
     [row] = store.rows()
     assert row["shown_at"] is not None and row["subject"] == row["body"] == ""
     later = store.claim({"anonymous_id": "anon-1"}, ["anonymous_id"], lease=30, limit=5, now=row["shown_at"] + 1e6)
@@ -155,22 +159,15 @@ def test_user_id_lookup_is_opt_in(tmp_path: Path) -> None:
         s.stop()
 
 
-def test_push_without_app_context_needs_to_know_the_store(stack: StandIn, tmp_path: Path) -> None:
-    import crmrules_web_tracker.settings as tracker_settings
-
-    saved = tracker_settings._seen_store
-    tracker_settings._seen_store = None
-    try:
-        with pytest.raises(RetryLater, match="onsite_store"):
-            push_action(target="web_tracker", item=item(), settings={"write_keys": [WRITE_KEY]})
-        # Given the whole settings, or an absolute onsite_store, it knows.
-        whole = stack.settings.model_dump()
-        assert push_action(target="web_tracker", item=item(), settings=whole).startswith("onsite ")
-        absolute = {"onsite_store": str(tmp_path / "elsewhere.sqlite")}
-        assert push_action(target="web_tracker", item=item(key="k-9"), settings=absolute).startswith("onsite ")
-        assert (tmp_path / "elsewhere.sqlite").exists()
-    finally:
-        tracker_settings._seen_store = saved
+def test_a_dispatcher_on_its_own_keeps_them_where_the_receiver_finds_them(stack: StandIn, tmp_path: Path) -> None:
+    # No receiver app around (a dispatcher process of its own): the plugin's folder follows from the store path.
+    assert plugins.push("web_tracker", item(), stack.settings.model_dump()).startswith("onsite ")
+    assert len(claim(stack, anonymousId="anon-1")) == 1
+    assert Path(onsite_file(stack.settings)).is_file()
+    # An absolute onsite_store is used as it is.
+    elsewhere = settings_for(tmp_path, onsite_store=str(tmp_path / "elsewhere.sqlite"))
+    assert plugins.push("web_tracker", item(key="k-9"), elsewhere).startswith("onsite ")
+    assert (tmp_path / "elsewhere.sqlite").exists()
 
 
 def test_onsite_endpoints_need_a_known_write_key(stack: StandIn) -> None:

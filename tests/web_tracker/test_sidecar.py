@@ -33,8 +33,8 @@ def real_sidecar(tmp_path: Path) -> Iterator:
 
 
 def stores(sidecar) -> tuple[SQLiteStore, OnsiteStore]:
-    folder = Path(sidecar.store_path).parent
-    return SQLiteStore(sidecar.store_path), OnsiteStore(str(folder / "crmrules.web_tracker.sqlite"))
+    folder = Path(sidecar.store_path).parent / "crmrules.plugins" / "web_tracker"
+    return SQLiteStore(sidecar.store_path), OnsiteStore(str(folder / "onsite.sqlite"))
 
 
 def settled(store: SQLiteStore) -> bool:
