@@ -169,7 +169,7 @@ def _summary(pipeline: Any, errors: list[str], elapsed: float) -> None:
 
 
 def _name(state: dict[str, Any]) -> str:
-    from .decisions import display_name
+    from .decide.actions import display_name
 
     props = state.get("props", {})
     return display_name(props) or props.get("email") or state.get("id", "")

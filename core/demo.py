@@ -26,8 +26,8 @@ from zoneinfo import ZoneInfo
 
 import click
 
-from .decisions import display_name
-from .engine.state import EntityState
+from .decide.actions import display_name
+from .decide.state import EntityState
 from .eventfile import read_events
 from .language import PackError, ast
 from .models import Decision, OutboxItem

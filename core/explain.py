@@ -5,10 +5,10 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from .decisions import display_name
-from .engine.describe import describe_leaf
-from .engine.evaluator import Trigger
-from .engine.state import check_passes
+from .decide.actions import display_name
+from .decide.describe import describe_leaf
+from .decide.evaluator import Trigger
+from .decide.state import check_passes
 from .language import ast
 from .pipeline import Pipeline
 

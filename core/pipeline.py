@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
 from . import identity
-from .decisions import Decider
-from .engine.compiler import Program, compile_packs
-from .engine.evaluator import Context, Evaluator, Outcome, Trigger
-from .engine.matchers import make_matcher
-from .engine.state import EntityState
+from .decide.actions import Decider
+from .decide.compiler import Program, compile_packs
+from .decide.evaluator import Context, Evaluator, Outcome, Trigger
+from .decide.matchers import make_matcher
+from .decide.state import EntityState
 from .language import ast
 from .models import MERGE, RECORD_UPDATE, UNTRUSTED_SOURCES, EntityRef, Event
 

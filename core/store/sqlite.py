@@ -356,7 +356,7 @@ class SQLiteStore:
             return row["entity_id"]
         for entity_id, _kind, state in self.entities():
             props = state.get("props", {})
-            from ..decisions import display_name
+            from ..decide.actions import display_name
 
             if text in (props.get("name"), display_name(props)):
                 return entity_id

@@ -15,15 +15,15 @@ from typing import Any, Callable
 
 from pydantic import TypeAdapter, ValidationError
 
-from .engine.calendar import quiet_until
-from .engine.compiler import CompiledRule
-from .engine.describe import describe_leaf
-from .engine.evaluator import Context, Outcome, Trigger
-from .language import ast
-from .language.durations import format_duration
-from .models import (Action, BEHAVIOUR_ACTIONS, Decision, ENTITY_KINDS, OutboxItem, STATE_ACTIONS,
+from .calendar import quiet_until
+from .compiler import CompiledRule
+from .describe import describe_leaf
+from .evaluator import Context, Outcome, Trigger
+from ..language import ast
+from ..language.durations import format_duration
+from ..models import (Action, BEHAVIOUR_ACTIONS, Decision, ENTITY_KINDS, OutboxItem, STATE_ACTIONS,
                      UNTRUSTED_SOURCES, construct_validated, stable_hash)
-from .templates import render, render_value
+from ..templates import render, render_value
 
 _ACTION = TypeAdapter(Action)
 MESSAGE_CHANNELS_NEEDING_CONSENT = {"email", "sms", "kakao", "push"}
