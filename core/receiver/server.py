@@ -131,11 +131,11 @@ class Reloader:
             return self._failed([str(e) for e in exc.errors])
         except (OSError, ValueError) as exc:  # a pack folder gone, unreadable YAML outside the checker
             return self._failed([f"{type(exc).__name__}: {exc}"])
-        old = (self.pipeline.program, self.pipeline.decider, self.pipeline.evaluator)
+        old = (self.pipeline.program, self.pipeline.evaluator)
         try:
             self.pipeline.load(packs)
         except Exception as exc:  # compiling failed after the checker passed: a bug, but never a dead sidecar
-            self.pipeline.program, self.pipeline.decider, self.pipeline.evaluator = old
+            self.pipeline.program, self.pipeline.evaluator = old
             log.exception("the reloaded packs do not compile")
             return self._failed([f"{type(exc).__name__}: {exc}"])
         self.packs[:] = packs

@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from crmrules import SQLiteStore
 from crmrules.cli import cli
 from crmrules.config import Retention, Settings, load_settings
-from crmrules.decide.evaluator import Timer
+from crmrules.decide.timers import Timer
 from crmrules.receiver import Worker
 from crmrules.receiver.metrics import Metrics
 
