@@ -1,7 +1,7 @@
 """crmrules: a sales and marketing playbook as YAML rules, evaluated on event time beside your CRM.
 
-The data path, one module or folder each: receiver/ (webhooks in) → identity → store/ (inbox) → engine/
-(compile, match, state) → decisions → store/ (outbox) → outbox/ (dispatcher) → plugins push.
+The data path, one module or folder each: receiver/ (webhooks in) → identity → store/ (inbox) → decide/
+(compile, match, guards, actions, decision records) → store/ (outbox) → outbox/ (dispatcher) → plugins push.
 """
 
 from .hookspecs import hookimpl
