@@ -16,6 +16,7 @@ from .compiler import CompiledRule, Program, Slot
 from .predicates import filter_matches, parse_time
 from .slots import leaf_id, scope_value
 from .trigger import Context, Trigger
+from .trust import without_trust
 
 
 @dataclass
@@ -29,7 +30,8 @@ class Timer:
 
 
 def arm(program: Program, ctx: Context, trigger: Trigger) -> tuple[list[Timer], dict[str, dict[str, Any]]]:
-    """The timers this event sets, and the silences it anchors (quiet leaf → the event, without its trust)."""
+    """The timers this event sets, and the silences it anchors (quiet leaf → the event, without its trust: a
+    silence comes due by itself)."""
 
     state = ctx.subject
     timers = []
@@ -55,7 +57,7 @@ def arm(program: Program, ctx: Context, trigger: Trigger) -> tuple[list[Timer], 
         if trigger.etype == node.filter.type and filter_matches(node.filter, trigger.props):
             # The last such event is the anchor of the silence; history keeps only some of its fields.
             if kept is None or float(kept.get("at") or 0) <= trigger.happened_at:
-                kept = anchors[leaf] = {k: v for k, v in anchor.items() if k != "trusted"}
+                kept = anchors[leaf] = without_trust(anchor)
         rows = state.history.get(node.filter.type, [])
         last = max((r[0] for r in rows if filter_matches(node.filter, r[2])), default=None)
         since = last if last is not None else state.first_seen
@@ -73,7 +75,7 @@ def dates(program: Program, ctx: Context, trigger: Trigger) -> list[Timer]:
     anchor = trigger.anchor_payload()
     # A date comes true by itself, not because of an event: its timer carries the latest event only for
     # templates and `per:`, never that event's trust.
-    payload = {"event": {k: v for k, v in anchor.items() if k != "trusted"}} if anchor else {}
+    payload = {"event": without_trust(anchor)} if anchor else {}
     timers = []
     for cr, slots in program.dated:
         if cr.rule.about != ctx.subject.kind:

@@ -51,6 +51,13 @@ class Trust:
         return f"{why}, and such events may only tag, score or show on-site messages"
 
 
+def without_trust(anchor: dict[str, Any]) -> dict[str, Any]:
+    """An event to carry in a timer that comes due by itself (a date, a silence): its trust stays behind, so
+    that timer has the entity's (`TrustPolicy.of_timer`)."""
+
+    return {k: v for k, v in anchor.items() if k != "trusted"}
+
+
 UNJUDGED = Trust(privileged=False)
 """What a trigger nobody judged may do (`explain`'s what-if triggers): no more than an untrusted event."""
 
