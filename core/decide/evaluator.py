@@ -61,10 +61,11 @@ class Evaluator:
         if state.decay(self.program.decay, trigger.ts):
             changed_props = changed_props | {"score"}
         armed, anchors = timers.arm(self.program, ctx, trigger)
-        state.anchors.update(anchors)
+        if anchors:
+            state.anchors.update(anchors)
         out.timers += armed
-        out.goals += [GoalReached(state.id, cr.key, trigger.ts, self.records.goal_decision(cr, ctx, trigger))
-                      for cr in goals.reached(self.program, ctx, trigger, changed_props)]
+        for cr in goals.reached(self.program, ctx, trigger, changed_props):
+            out.goals.append(GoalReached(state.id, cr.key, trigger.ts, self.records.goal_decision(cr, ctx, trigger)))
         kind = state.kind
         candidates = [cr for cr in self.program.by_event_type.get(trigger.etype or "", ()) if cr.rule.about == kind]
         candidates += self._by_props(kind, changed_props)

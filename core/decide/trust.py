@@ -78,13 +78,20 @@ class TrustPolicy:
         `entity_trusted`: a trusted source vouched for the entity before this event."""
 
         if self.source_trusted(source):
-            return Trust(privileged=True, source=True, entity=True)
-        return Trust(privileged=vouched and entity_trusted, guest=entity_trusted and not vouched,
-                     entity=entity_trusted)
+            return _TRUSTED_SOURCE
+        return _UNTRUSTED_SOURCE[(vouched, entity_trusted)]
 
     def of_timer(self, anchor: dict[str, Any] | None, entity_trusted: bool) -> Trust:
         """A timer's verdict: the trust its anchor event had (`trusted` in the anchor), and the entity's."""
 
         carried = (anchor or {}).get("trusted")
-        privileged = entity_trusted and (carried is None or bool(carried))
-        return Trust(privileged=privileged, entity=entity_trusted)
+        return _TIMER[(entity_trusted and (carried is None or bool(carried)), entity_trusted)]
+
+
+# The few verdicts there are, built once: judging an event is a lookup, not a new object.
+_TRUSTED_SOURCE = Trust(privileged=True, source=True, entity=True)
+_UNTRUSTED_SOURCE = {(vouched, entity): Trust(privileged=vouched and entity, guest=entity and not vouched,
+                                              entity=entity)
+                     for vouched in (False, True) for entity in (False, True)}
+_TIMER = {(privileged, entity): Trust(privileged=privileged, entity=entity)
+          for privileged in (False, True) for entity in (False, True)}
