@@ -10,8 +10,9 @@ drives matching or calls back:
     record and outbox items (records.py) → the rules whose properties just changed are the next pass's
     candidates (at most `MAX_PASSES`, each rule at most once per trigger) → date timers.
 
-Nothing here touches the store: the pipeline loads state before and saves the `Outcome` after, in one
-transaction.
+Only the evaluator writes to the entity's state, in three visible places: the score's decay and the anchors of
+silences at the start of `on_event`/`on_timer`, and a decision's changes in `_apply`. Nothing here touches the
+store: the pipeline loads state before and saves the `Outcome` after, in one transaction.
 """
 
 from __future__ import annotations
