@@ -1,8 +1,8 @@
 """crmrules: a sales and marketing playbook as YAML rules, evaluated on event time beside your CRM.
 
-The data path, one module or folder each: receiver/ (webhooks in) → store/ (inbox) → identity → engine/
-(compile, match, state) → decisions → store/ (outbox) → outbox/ (dispatcher) → plugins push; sidecar/ runs
-them in one process (`crmrules serve`).
+The data path, one module or folder each: receiver/ (webhooks in) → store/ (inbox) → identity → decide/
+(compile, match, guards, actions, decision records) → store/ (outbox) → outbox/ (dispatcher) → plugins push;
+sidecar/ runs them in one process (`crmrules serve`).
 """
 
 from .clock import ManualClock

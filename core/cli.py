@@ -121,7 +121,7 @@ def test_cmd(ctx: click.Context, paths: tuple[str, ...], keyword: str | None, ve
     passed = failed = 0
     failures = []
     for pack in packs:
-        results = run_pack_tests(pack, packs, reload, actions)
+        results = run_pack_tests(pack, packs, reload)
         if keyword:
             results = [r for r in results if keyword in r.name]
         if not results:
@@ -172,7 +172,7 @@ def _summary(pipeline: Any, errors: list[str], elapsed: float) -> None:
 
 
 def _name(state: dict[str, Any]) -> str:
-    from .decisions import display_name
+    from .people import display_name
 
     props = state.get("props", {})
     return display_name(props) or props.get("email") or state.get("id", "")
@@ -197,7 +197,7 @@ def run(ctx: click.Context, rule_paths: tuple[str, ...], event_file: str, store_
     settings = _settings(ctx)
     packs = _packs_or_exit(list(rule_paths) or settings.rules, settings)
     store = open_store(store_path or settings.store)
-    pipeline = Pipeline(store, packs, matcher=matcher, custom_actions=plugins.action_types())
+    pipeline = Pipeline(store, packs, matcher=matcher)
     errors: list[str] = []
     started = time.perf_counter()
     events = list(read_events(event_file, errors))

@@ -26,8 +26,8 @@ from zoneinfo import ZoneInfo
 
 import click
 
-from .decisions import display_name
-from .engine.state import EntityState
+from .people import display_name
+from .decide.state import EntityState
 from .eventfile import read_events
 from .language import PackError, ast
 from .language.loader import load_rules
@@ -124,7 +124,7 @@ def _run(packs: list[ast.Pack], events: list[Any], until: dt.datetime, store_pat
 
     store = open_store(store_path)
     try:
-        pipeline = Pipeline(store, packs, clock=ManualClock(until.timestamp()), custom_actions=plugins.action_types())
+        pipeline = Pipeline(store, packs, clock=ManualClock(until.timestamp()))
         stats = pipeline.replay(events, until=until.timestamp())
         rows = _rows(pipeline, packs, until.timestamp())
         first = min(e.occurred_at for e in events).astimezone(SEOUL)

@@ -5,10 +5,11 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from .decisions import display_name
-from .engine.describe import describe_leaf
-from .engine.evaluator import Trigger
-from .engine.state import check_passes
+from .decide import slots
+from .people import display_name
+from .decide.describe import describe_leaf
+from .decide.predicates import check_passes
+from .decide.trigger import Context, Trigger
 from .language import ast
 from .pipeline import Pipeline
 
@@ -19,10 +20,9 @@ def _t(ts: float | None) -> str:
     return dt.datetime.fromtimestamp(ts, dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")
 
 
-def leaf_report(pipeline: Pipeline, leaf: Any, ctx: Any, now: float) -> tuple[bool | None, str]:
+def leaf_report(leaf: Any, ctx: Context, now: float) -> tuple[bool | None, str]:
     """(satisfied now?, what was found) for one condition part; None where only an event can tell."""
 
-    ev = pipeline.evaluator
     state = ctx.subject
     if isinstance(leaf, ast.EventIs):
         return None, f"needs a {leaf.filter.type} event to arrive"
@@ -36,7 +36,7 @@ def leaf_report(pipeline: Pipeline, leaf: Any, ctx: Any, now: float) -> tuple[bo
             parts.append(f"{leaf.scope}.{check.name} is {value!r}")
         return ok, ", ".join(parts)
     if isinstance(leaf, ast.Tally):
-        value, _ids = ev.tally(state, leaf, now)
+        value, _ids = slots.tally(state, leaf, now)
         ok = (leaf.at_least is None or value >= leaf.at_least) and (leaf.at_most is None or value <= leaf.at_most)
         need = []
         if leaf.at_least is not None:
@@ -45,11 +45,11 @@ def leaf_report(pipeline: Pipeline, leaf: Any, ctx: Any, now: float) -> tuple[bo
             need.append(f"at most {leaf.at_most:g}")
         return ok, f"{value:g} of {' and '.join(need)}"
     if isinstance(leaf, ast.Sequence):
-        chain = ev.sequence(state, leaf, now)
+        chain = slots.sequence(state, leaf, now)
         return chain is not None, ("found: " + " → ".join(chain)) if chain else "no such run of events in the window"
     if isinstance(leaf, ast.Absence):
         if leaf.quiet_for is not None:
-            ok = ev.absence(state, leaf, Trigger("event", "", now))
+            ok = slots.absence(state, leaf, Trigger("event", "", now))
             return ok, "quiet long enough" if ok else "an event came too recently"
         return None, "decided when the wait after the anchor event ends"
     return None, ""
@@ -104,7 +104,7 @@ def explain(pipeline: Pipeline, entity_id: str, rule_id: str | None = None) -> s
             for d in blocked[-3:]:
                 lines.append(f"      stopped at {_t(d.at)}: {d.reason}")
             for leaf in cr.leaves:
-                ok, found = leaf_report(pipeline, leaf, ctx, now)
+                ok, found = leaf_report(leaf, ctx, now)
                 mark = "✓" if ok else "?" if ok is None else "✗"
                 lines.append(f"      {mark} {describe_leaf(leaf)}: {found}")
     if not any_listed:

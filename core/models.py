@@ -190,10 +190,6 @@ Action = Annotated[
 
 STATE_ACTIONS = ("set", "tag", "untag", "score")
 
-UNTRUSTED_SOURCES = frozenset({"web", "web_tracker", "tracker"})
-"""Sources anyone can post to (tracker write keys are public): alone they may only score, tag, and show on-site
-messages; a lead needs an event from an authenticated source before their behaviour can write to the CRM."""
-
 BEHAVIOUR_ACTIONS = ("tag", "untag", "score")
 """Actions that change the entity inside crmrules as well as in the CRM, so later rules see the change."""
 

@@ -12,17 +12,19 @@ import logging
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Collection, Iterable
 
-from . import identity
+from . import identity, plugins
 from .clock import Clock
-from .decisions import Decider
-from .engine.compiler import Program, compile_packs
-from .engine.evaluator import Context, Evaluator, Outcome, Trigger
-from .engine.matchers import make_matcher
-from .engine.state import EntityState
+from .decide.compiler import Program, compile_packs
+from .decide.evaluator import Evaluator, Outcome
+from .decide.goals import GoalReached
+from .decide.matchers import make_matcher
+from .decide.state import EntityState
+from .decide.trigger import Context, Trigger
+from .decide.trust import TrustPolicy
 from .language import ast
-from .models import MERGE, RECORD_UPDATE, UNTRUSTED_SOURCES, EntityRef, Event
+from .models import MERGE, RECORD_UPDATE, Decision, EntityRef, Event
 
 if TYPE_CHECKING:
     from .store import DueTimer, PendingOrder, Store
@@ -42,13 +44,13 @@ class Stats:
 
 class Pipeline:
     def __init__(self, store: Store, packs: list[ast.Pack], matcher: str = "durable", clock: Clock | None = None,
-                 custom_actions: dict[str, Any] | None = None,
-                 untrusted_sources: frozenset[str] = UNTRUSTED_SOURCES):
+                 trusted_sources: Collection[str] | None = None):
         self.store = store
         self.clock = clock or Clock()
         self.stats = Stats()
-        self.custom_actions = custom_actions or {}
-        self.untrusted_sources = untrusted_sources
+        # Which sources are trusted: the one input of every trust verdict (decide/trust.py). By default the
+        # sources the loaded plugins declared trusted; an undeclared source is untrusted.
+        self.trust = TrustPolicy(plugins.trusted_sources() if trusted_sources is None else trusted_sources)
         # Write-through cache of entity states: this process is the only one that evaluates, so what it saved
         # is what the store holds. Cleared whenever a transaction fails.
         self._cache: OrderedDict[str, EntityState] = OrderedDict()
@@ -69,8 +71,7 @@ class Pipeline:
 
         program = compile_packs(packs)
         self.program: Program = program
-        self.decider = Decider(program, self.custom_actions, self.untrusted_sources)
-        self.evaluator = Evaluator(program, make_matcher(program, matcher), self.decider)
+        self.evaluator = Evaluator(program, make_matcher(program, matcher))
 
     # ------------------------------------------------------------------ ingest
 
@@ -143,25 +144,26 @@ class Pipeline:
         if state is None:
             return
         trigger = Trigger("timer", f"timer:{row['rule_key']}:{row['key']}:{row['due_at']:.3f}", row["due_at"],
-                          rule_key=row["rule_key"], leaf=row["leaf"], payload=row["payload"])
+                          rule_key=row["rule_key"], leaf=row["leaf"], payload=row["payload"],
+                          trust=self.trust.of_timer(row["payload"].get("event"), state.trusted))
         outcome = self.evaluator.on_timer(self._context(state), trigger)
         self._save(state, outcome)
 
     def _process(self, event: Event) -> None:
         ts = event.ts()
-        untrusted = event.source in self.untrusted_sources
-        if untrusted:  # placed by its visitor ids only, never merging (see core/identity.py)
+        placed: identity.Resolved | None = None
+        if self.trust.source_trusted(event.source):
+            subject_id, _new = identity.resolve(self.store, event.subject, ts, self._merge_states, self._identities)
+        else:  # placed by its visitor ids only, never merging (see core/identity.py)
             placed = identity.resolve_untrusted(self.store, event.subject)
             subject_id = placed.entity_id
-        else:
-            subject_id, _new = identity.resolve(self.store, event.subject, ts, self._merge_states, self._identities)
         loaded = self._load(subject_id)
         state = loaded or EntityState(subject_id, event.subject.kind)
-        # An untrusted event speaks for a trusted lead only when it came by an id a trusted source vouched for;
-        # otherwise (a guest) it counts as behaviour but changes none of the lead's fields or ids.
-        trusted = not untrusted or (placed.vouched and state.trusted)
-        guest = untrusted and state.trusted and not placed.vouched
-        if not untrusted:
+        # The one verdict on this event (decide/trust.py): what it may change here, and what it may unlock.
+        trust = self.trust.of_event(event.source, vouched=placed is not None and placed.vouched,
+                                    entity_trusted=state.trusted)
+        untrusted, guest = not trust.source, trust.guest
+        if placed is None:
             state.identities.update(dict(identity.normalise(event.subject)))
             state.trusted = True
         elif not guest:
@@ -195,8 +197,7 @@ class Pipeline:
         # A late event is judged as of the entity's latest event time: windows still count by event time,
         # and a window that the late event completes is seen now, not lost in the past.
         now = max(ts, state.last_seen or ts)
-        trigger = Trigger("event", event.id, now, event.type, event.properties, event_ts=ts, source=event.source,
-                          trusted=trusted)
+        trigger = Trigger("event", event.id, now, event.type, event.properties, event_ts=ts, trust=trust)
         outcome = self.evaluator.on_event(self._context(state), trigger, changed)
         self._save(state, outcome, fresh=loaded is None)
         self.stats.events += 1
@@ -252,31 +253,34 @@ class Pipeline:
         else:
             self._dirty[state.id] = (state, now)
         self._remember(state)
-        removed: dict[tuple[str, str], int] = {}
-        for entity_id, rule_key in outcome.cancel_timers:
-            removed[(entity_id, rule_key)] = self.store.cancel_timers(entity_id, rule_key)
-        if outcome.cancel_outbox and self._items:
-            self._flush()  # cancelling reads the outbox: earlier events' actions must be in it
-        for entity_id, rule_key, after in outcome.cancel_outbox:
-            removed[(entity_id, rule_key)] = (removed.get((entity_id, rule_key), 0)
-                                              + self.store.cancel_pending(entity_id, rule_key, after))
-        if outcome.goals:  # a goal is recorded only when it cancelled something that was waiting
-            outcome.decisions = [d for d in outcome.decisions
-                                 if d.id not in outcome.goals or removed.get(outcome.goals[d.id])]
+        decisions = self._reach_goals(outcome.goals) + outcome.decisions
         if outcome.timers:
             self.store.upsert_timers(outcome.timers)
             earliest = min(t.due_at for t in outcome.timers)
             if self._next_due is None or earliest < self._next_due:
                 self._next_due = earliest
-        if outcome.decisions or outcome.outbox:
-            self._decisions += outcome.decisions
+        if decisions or outcome.outbox:
+            self._decisions += decisions
             self._items += outcome.outbox
             self._items_at += [now] * len(outcome.outbox)
-        for d in outcome.decisions:
+        for d in decisions:
             self.stats.decisions[d.outcome] = self.stats.decisions.get(d.outcome, 0) + 1
         for item in outcome.outbox:
-            name = item.action.type if item.action.type != "custom" else item.action.name  # type: ignore[union-attr]
+            name = item.action.type if item.action.type != "custom" else item.action.name
             self.stats.actions[name] = self.stats.actions.get(name, 0) + 1
+
+    def _reach_goals(self, goals: list[GoalReached]) -> list[Decision]:
+        """Cancel what each reached goal's rule still has waiting (timers, pending actions due after the goal);
+        the decisions of the goals whose cancel removed something, the only ones recorded (decide/goals.py)."""
+
+        if not goals:
+            return []
+        removed = {(g.entity_id, g.rule_key): self.store.cancel_timers(g.entity_id, g.rule_key) for g in goals}
+        if self._items:
+            self._flush()  # cancelling reads the outbox: earlier events' actions must be in it
+        for g in goals:
+            removed[(g.entity_id, g.rule_key)] += self.store.cancel_pending(g.entity_id, g.rule_key, g.at)
+        return [g.decision for g in goals if removed[(g.entity_id, g.rule_key)]]
 
     def _flush(self) -> None:
         """Write what `_save` held back; called inside the batch's transaction, before anything reads it."""

@@ -128,15 +128,14 @@ def _describe_action(action: Any) -> str:
     return f"{name}: {data}"
 
 
-def run_case(packs: list[ast.Pack], file: str, case: dict[str, Any], line: int, index: int,
-             custom_actions: dict[str, Any] | None = None) -> CaseResult:
+def run_case(packs: list[ast.Pack], file: str, case: dict[str, Any], line: int, index: int) -> CaseResult:
     name = str(case.get("name", f"case {index}"))
     result = CaseResult(file, name, line, True)
     start = _when(dt.datetime.now(dt.timezone.utc), case.get("start", DEFAULT_START))
     with tempfile.TemporaryDirectory() as tmp:
         store = SQLiteStore(Path(tmp) / "test.sqlite")
         try:
-            pipeline = Pipeline(store, packs, clock=ManualClock(start.timestamp()), custom_actions=custom_actions)
+            pipeline = Pipeline(store, packs, clock=ManualClock(start.timestamp()))
             events = _events(case, start, index)
             last = max((e.occurred_at for e in events), default=start)
             until = _when(last, case["until"]) if case.get("until") else None
@@ -213,8 +212,7 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def run_pack_tests(pack: ast.Pack, all_packs: list[ast.Pack], reload: Any = None,
-                   custom_actions: dict[str, Any] | None = None) -> list[CaseResult]:
+def run_pack_tests(pack: ast.Pack, all_packs: list[ast.Pack], reload: Any = None) -> list[CaseResult]:
     """Run a pack's tests against that pack alone (tests say what *this* pack does)."""
 
     results: list[CaseResult] = []
@@ -231,7 +229,7 @@ def run_pack_tests(pack: ast.Pack, all_packs: list[ast.Pack], reload: Any = None
                     results.append(CaseResult(str(file), str(case.get("name")), line, False, [str(exc)]))
                     continue
             try:
-                results.append(run_case(packs, str(file), case, line, index, custom_actions))
+                results.append(run_case(packs, str(file), case, line, index))
             except Exception as exc:
                 results.append(CaseResult(str(file), str(case.get("name", index)), line, False,
                                           [f"{type(exc).__name__}: {exc}", traceback.format_exc(limit=3)]))

@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from crmrules import ManualClock, Pipeline, SQLiteStore, load_pack
-from crmrules.decisions import display_name
+from crmrules.people import display_name
 from crmrules.language.durations import parse_duration
 from crmrules.models import Event, OutboxItem
 from crmrules.templates import render

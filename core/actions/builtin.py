@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib
 from typing import Any
 
+from ..people import in_korea
 from ..models import (Action, AddTag, AdjustScore, CallWebhook, CreateTask, RemoveTag, SendMessage, SetProperty)
 from .types import ActionType, BuildEnv, FieldReader, field_matches
 
@@ -165,10 +166,6 @@ def _read_message(field: FieldReader) -> dict[str, Any] | None:
     return dict(value)
 
 
-def _in_korea(props: dict[str, Any]) -> bool:
-    return str(props.get("country", "")).strip().upper() in ("KR", "KOR", "KOREA", "SOUTH KOREA", "대한민국", "한국")
-
-
 def _build_message(fields: dict[str, Any], env: BuildEnv) -> list[Action]:
     lead = env.lead()
     locale = str(fields.get("locale") or (lead.get("locale") or lead.get("language") if lead else None)
@@ -179,7 +176,7 @@ def _build_message(fields: dict[str, Any], env: BuildEnv) -> list[Action]:
         subject = env.render(template.subject) if template.subject else subject
         body = env.render(template.body)
     advertising = bool(fields.get("advertising", False))
-    korean = locale.startswith("ko") or _in_korea(lead or {})
+    korean = locale.startswith("ko") or in_korea(lead or {})
     if advertising and korean and not subject.startswith("(광고)"):
         subject = f"(광고) {subject}".strip()  # Korean Network Act art. 50: ads are labelled
     return [SendMessage(channel=str(fields.get("channel", "email")), template=fields.get("template"), subject=subject,

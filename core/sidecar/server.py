@@ -51,7 +51,7 @@ def serve(settings: Settings, packs: list[Any], host: str = "127.0.0.1", port: i
     clock = Clock()
     metrics = Metrics(store)
     contexts = plugins.PluginContexts(registry, settings, metrics=metrics.registry, clock=clock)
-    pipeline = Pipeline(store, packs, clock=clock, custom_actions=plugins.action_types())
+    pipeline = Pipeline(store, packs, clock=clock)
     dispatcher = Dispatcher(store, settings, registry, clock, metrics=metrics, contexts=contexts)
     runner = Worker(pipeline, dispatcher, clock, metrics=metrics, retention=settings.retention) if worker else None
 
@@ -132,11 +132,11 @@ class Reloader:
             return self._failed([str(e) for e in exc.errors])
         except (OSError, ValueError) as exc:  # a pack folder gone, unreadable YAML outside the checker
             return self._failed([f"{type(exc).__name__}: {exc}"])
-        old = (self.pipeline.program, self.pipeline.decider, self.pipeline.evaluator)
+        old = (self.pipeline.program, self.pipeline.evaluator)
         try:
             self.pipeline.load(packs)
         except Exception as exc:  # compiling failed after the checker passed: a bug, but never a dead sidecar
-            self.pipeline.program, self.pipeline.decider, self.pipeline.evaluator = old
+            self.pipeline.program, self.pipeline.evaluator = old
             log.exception("the reloaded packs do not compile")
             return self._failed([f"{type(exc).__name__}: {exc}"])
         self.packs[:] = packs

@@ -351,7 +351,7 @@ class SQLiteStore:
             return owner
         for entity_id, _kind, state in self.entities():
             props = state.get("props", {})
-            from ..decisions import display_name
+            from ..people import display_name
 
             if text in (props.get("name"), display_name(props)):
                 return entity_id

@@ -108,5 +108,5 @@ def record_event(object_type: str, record: Any, extra: dict[str, str] | None = N
         ids["email"] = str(props["email"])
     return Event(id=f"hubspot:{object_type}:{record.id}:{modified_ms}", source=SOURCE, type=RECORD_UPDATE,
                  occurred_at=dt.datetime.fromtimestamp(modified_ms / 1000, dt.timezone.utc),
-                 subject=EntityRef(kind=properties.ENTITY_KINDS[object_type], ids=ids),  # type: ignore[arg-type]
+                 subject=EntityRef(kind=properties.ENTITY_KINDS[object_type], ids=ids),
                  properties=properties.to_crmrules(object_type, props, extra))

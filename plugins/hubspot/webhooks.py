@@ -173,7 +173,7 @@ def notification_events(n: dict[str, Any], options: HubSpotSettings) -> list[Eve
 
     def event(etype: str, ids: dict[str, Any], props: dict[str, Any] | None = None, suffix: str = "",
               related: list[EntityRef] | None = None, subject_kind: str | None = None) -> Event:
-        subject = EntityRef(kind=subject_kind or kind,  # type: ignore[arg-type]
+        subject = EntityRef(kind=subject_kind or kind,
                             ids={k: str(v) for k, v in ids.items() if v not in (None, "")})
         return Event(id=base + suffix, source=SOURCE, type=etype, occurred_at=occurred, subject=subject,
                      properties=props or {}, related=related or [])
@@ -239,7 +239,7 @@ def _association_events(n: dict[str, Any], event: Callable[..., Event]) -> list[
     kind = properties.ENTITY_KINDS[from_type]
     if n.get("associationRemoved"):
         return [event(DISSOCIATED, ids, props, suffix, subject_kind=kind)]
-    related = [EntityRef(kind=properties.ENTITY_KINDS[to_type], ids={"hubspot_id": str(to_id)})]  # type: ignore[arg-type]
+    related = [EntityRef(kind=properties.ENTITY_KINDS[to_type], ids={"hubspot_id": str(to_id)})]
     return [event(ASSOCIATED, ids, props, suffix, related, subject_kind=kind)]
 
 

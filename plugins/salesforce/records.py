@@ -88,7 +88,7 @@ def _ref(sobject: str, record_id: str, fields: Mapping[str, Any]) -> EntityRef:
     email = fields.get("Email")
     if KINDS[sobject] == "lead" and isinstance(email, str) and "@" in email:
         ids["email"] = email.strip()
-    return EntityRef(kind=KINDS[sobject], ids=ids)  # type: ignore[arg-type]
+    return EntityRef(kind=KINDS[sobject], ids=ids)
 
 
 def _related(sobject: str, fields: Mapping[str, Any]) -> list[EntityRef]:

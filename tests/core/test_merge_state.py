@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from crmrules.engine.state import EntityState
+from crmrules.decide.state import EntityState
 from crmrules.pipeline import merge_into
 
 from .helpers import T0, days, ev, fired, pipeline

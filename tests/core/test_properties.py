@@ -6,8 +6,8 @@ from __future__ import annotations
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from crmrules.engine.compiler import CompiledRule, Program, compile_packs, negate, to_durable
-from crmrules.engine.matchers import DurableMatcher, PythonMatcher
+from crmrules.decide.compiler import CompiledRule, Program, compile_packs, negate, to_durable
+from crmrules.decide.matchers import DurableMatcher, PythonMatcher
 from crmrules.language import PackError
 from crmrules.language.parser import parse_pack_text
 

@@ -30,7 +30,7 @@ def test_every_stored_id_and_key_is_the_stable_hash_of_its_parts(tmp_path: Path)
     store = open_store(str(tmp_path / "replay.sqlite"))
     try:
         Pipeline(store, packs, clock=ManualClock(until.timestamp()),
-                 custom_actions=plugins.action_types()).replay(events, until=until.timestamp())
+                 ).replay(events, until=until.timestamp())
         decisions = store.all_decisions()
         rows = store.outbox_rows(limit=100_000)
     finally:

@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from crmrules import SQLiteStore
 from crmrules.cli import cli
 from crmrules.config import Retention, Settings, load_settings
-from crmrules.engine.evaluator import Timer
+from crmrules.decide.timers import Timer
 from crmrules.receiver.metrics import Metrics
 from crmrules.sidecar.worker import Worker
 

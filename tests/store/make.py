@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from crmrules.engine.evaluator import Timer
+from crmrules.decide.timers import Timer
 from crmrules.models import AddTag, CreateTask, Decision, Event, OutboxItem
 from crmrules.store import DecisionStore
 

@@ -24,8 +24,8 @@ from flask import Blueprint, Response, jsonify, request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from crmrules.api import (ActionNotSupported, CustomAction, EntityRef, Event, OutboxItem, PluginContext, PushFailed,
-                          RegisterModel, RegisterSource, RegisterTarget, Rejected, RetryLater, hookimpl, ingest,
-                          plugin_context)
+                          RegisterAction, RegisterModel, RegisterSource, RegisterTarget, Rejected, RetryLater, hookimpl,
+                          ingest, plugin_context)
 from crmrules.config import secret
 
 NAME = "chat"
@@ -75,7 +75,7 @@ def register_settings(register: RegisterModel) -> None:
 
 
 @hookimpl
-def register_actions(register: RegisterModel) -> None:
+def register_actions(register: RegisterAction) -> None:
     register("chat_notify", ChatNotify)
 
 

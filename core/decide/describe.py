@@ -36,5 +36,6 @@ def describe_leaf(node: Any) -> str:
     if isinstance(node, ast.Absence):
         if node.quiet_for is not None:
             return f"no {node.filter.describe()} for {_within(node.quiet_for)[7:]}"
+        assert node.after is not None  # an absence has `for:` or `after:`
         return f"no {node.filter.describe()} {_within(node.within)} after {node.after.describe()}"
     return repr(node)

@@ -43,14 +43,14 @@ class CompiledRule:
     index: int
     key: str
     expr: Any  # IR: ("and", [...]) | ("or", [...]) | ("cmp", op, slot, value)
-    json: dict
+    json: dict[str, Any]
     slots: list[str]
     leaves: list[Any]
     trigger_types: set[str]
     trigger_props: set[tuple[str, str]]
     timed: bool
     goal_expr: Any = None
-    goal_json: dict | None = None
+    goal_json: dict[str, Any] | None = None
     goal_types: set[str] = field(default_factory=set)
     goal_props: set[tuple[str, str]] = field(default_factory=set)
     leaf_slots: dict[int, str] = field(default_factory=dict)  # id(leaf) → its slot, for history leaves
@@ -63,7 +63,7 @@ class Program:
     packs: list[ast.Pack]
     rules: list[CompiledRule]
     slots: dict[str, Slot]
-    rulesets: list[dict]  # [{name: {rN: {"all": [...]}}}] without `run`; the matcher adds them
+    rulesets: list[dict[str, Any]]  # [{name: {rN: {"all": [...]}}}] without `run`; the matcher adds them
     ruleset_of: dict[str, int]
     by_event_type: dict[str, list[CompiledRule]]
     by_prop: dict[tuple[str, str], list[CompiledRule]]
@@ -83,10 +83,10 @@ class Program:
 class _Builder:
     def __init__(self) -> None:
         self.slots: dict[str, Slot] = {}
-        self._ids: dict[tuple, str] = {}
+        self._ids: dict[tuple[Any, ...], str] = {}
         self.leaf_slots: dict[int, str] = {}
 
-    def slot(self, source: str, key: tuple, **kw: Any) -> str:
+    def slot(self, source: str, key: tuple[Any, ...], **kw: Any) -> str:
         ident = (source, *key)
         if kw.get("node") is not None:
             self.leaf_slots[id(kw["node"])] = self._ids.get(ident) or f"s{len(self._ids)}"
@@ -98,7 +98,7 @@ class _Builder:
 
     # --- leaves → IR
 
-    def condition(self, node: ast.Condition, out_leaves: list) -> Any:
+    def condition(self, node: ast.Condition, out_leaves: list[Any]) -> Any:
         if isinstance(node, ast.AllOf):
             return ("and", [self.condition(i, out_leaves) for i in node.items])
         if isinstance(node, ast.AnyOf):
@@ -108,19 +108,19 @@ class _Builder:
         out_leaves.append(node)
         if isinstance(node, ast.EventIs):
             etype = self.slot("etype", (), kind="str")
-            parts = [("cmp", "eq", etype, node.filter.type)]
+            parts: list[Any] = [("cmp", "eq", etype, node.filter.type)]
             parts += [self.check("event", c) for c in node.filter.where]
             return ("and", parts)
         if isinstance(node, ast.Props):
             return ("and", [self.check(node.scope, c) for c in node.checks])
         if isinstance(node, ast.Tally):
             name = self.slot("tally", (tally_key(node),), kind="num", node=node)
-            parts = []
+            bounds: list[Any] = []
             if node.at_least is not None:
-                parts.append(("cmp", "ge", name, node.at_least))
+                bounds.append(("cmp", "ge", name, node.at_least))
             if node.at_most is not None:
-                parts.append(("cmp", "le", name, node.at_most))
-            return ("and", parts)
+                bounds.append(("cmp", "le", name, node.at_most))
+            return ("and", bounds)
         if isinstance(node, ast.Sequence):
             return ("cmp", "eq", self.slot("sequence", (node.path, node.line, repr(node)), kind="bool", node=node), True)
         if isinstance(node, ast.Absence):
@@ -238,7 +238,7 @@ def negate(expr: Any) -> Any:
     return ("or", [("cmp", _OPPOSITE[op], slot, value), ("cmp", "eq", slot, None)])
 
 
-def to_durable(expr: Any) -> dict:
+def to_durable(expr: Any) -> dict[str, Any]:
     """IR → durable-rules' JSON condition form."""
 
     tag = expr[0]
@@ -269,7 +269,7 @@ def _slots_in(expr: Any, out: set[str]) -> set[str]:
     return out
 
 
-def _triggers(leaves: list, event_types: set[str], props: set[tuple[str, str]]) -> None:
+def _triggers(leaves: list[Any], event_types: set[str], props: set[tuple[str, str]]) -> None:
     explicit = [leaf for leaf in leaves if isinstance(leaf, ast.EventIs)]
     for leaf in leaves:
         if isinstance(leaf, ast.Props):
@@ -291,9 +291,9 @@ def compile_packs(packs: list[ast.Pack]) -> Program:
     tracked: dict[str, float] = {}
     fields: dict[str, set[str]] = {}
     ever: dict[str, ast.Tally] = {}
-    after: list = []
-    quiet: list = []
-    dated: list = []
+    after: list[tuple[CompiledRule, ast.Absence]] = []
+    quiet: list[tuple[CompiledRule, ast.Absence]] = []
+    dated: list[tuple[CompiledRule, list[Slot]]] = []
 
     def track(flt: ast.EventFilter, keep: float, extra: tuple[str, ...] = ()) -> None:
         tracked[flt.type] = max(tracked.get(flt.type, 0.0), keep + RETENTION_SLACK)
@@ -304,10 +304,10 @@ def compile_packs(packs: list[ast.Pack]) -> Program:
         for rule in pack.rules:
             if rule.mode == "disabled":
                 continue
-            leaves: list = []
+            leaves: list[Any] = []
             builder.leaf_slots = {}
             expr = builder.condition(rule.when, leaves)
-            goal_leaves: list = []
+            goal_leaves: list[Any] = []
             goal_expr = builder.condition(rule.goal, goal_leaves) if rule.goal else None
             types: set[str] = set()
             props: set[tuple[str, str]] = set()
@@ -336,7 +336,7 @@ def compile_packs(packs: list[ast.Pack]) -> Program:
                         track(leaf.filter, _calendar_span(leaf.within), leaf.same)
                         after.append((cr, leaf))
                     else:
-                        track(leaf.filter, float(leaf.quiet_for))
+                        track(leaf.filter, float(leaf.quiet_for or 0))  # an absence without `after:` has `for:`
                         quiet.append((cr, leaf))
             date_slots = [builder.slots[s] for s in cr.slots if builder.slots[s].source == "date"]
             if date_slots:
@@ -344,9 +344,9 @@ def compile_packs(packs: list[ast.Pack]) -> Program:
                 dated.append((cr, date_slots))
             compiled.append(cr)
 
-    rulesets: list[dict] = []
+    rulesets: list[dict[str, Any]] = []
     ruleset_of: dict[str, int] = {}
-    current: dict = {}
+    current: dict[str, Any] = {}
     current_slots: set[str] = set()
     for cr in compiled:
         needed = current_slots | set(cr.slots)

@@ -1,20 +1,21 @@
 """Per-entity state the host keeps for the engine: properties, event history, tallies, limits.
 
 durable-rules has no event time and caps live sessions at 1,024, so every window, count and last-seen time
-lives here, keyed by event time, and is saved with the entity in the store.
+lives here, keyed by event time, and is saved with the entity in the store. The pipeline applies what an event
+says (fields, history, ids); inside the decide stage only the evaluator changes a state, through the methods
+below (`decay`, `note_fired`, `apply_action`, `note_message`), so every change a decision makes is in one place.
 """
 
 from __future__ import annotations
 
 import bisect
-import datetime as dt
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..language import ast
-from .calendar import add_duration
-from .compiler import Program, Slot, coerce, tally_key
+from ..models import Action
+from .compiler import Program, coerce, tally_key
+from .predicates import filter_matches
 
 
 @dataclass
@@ -143,6 +144,7 @@ class EntityState:
             if rule.points is not None:
                 self.score = max(0.0, self.score - rule.points)
             else:
+                assert rule.percent is not None  # a decay takes points or a percent
                 self.score = round(self.score * (1 - rule.percent / 100.0), 4)
         self.score_periods = periods
         return self.score != before
@@ -152,115 +154,35 @@ class EntityState:
         self.score_activity = now
         self.score_periods = 0
 
+    # ---- what a fired rule changes
 
-def filter_matches(flt: ast.EventFilter, props: dict[str, Any]) -> bool:
-    return all(check_passes(check, props.get(check.name)) for check in flt.where)
+    def apply_action(self, action: Action, now: float) -> set[str]:
+        """A `score`, `tag`, `untag` or `set` action applied here, so later rules see it; the names it changed."""
 
+        if action.type == "score":
+            self.add_score(action.points, now)
+            return {"score"}
+        if action.type == "tag":
+            if action.tag not in self.tags:
+                self.tags.append(action.tag)
+                return {"tags"}
+            return set()
+        if action.type == "untag":
+            if action.tag in self.tags:
+                self.tags.remove(action.tag)
+                return {"tags"}
+            return set()
+        if action.type != "set":
+            return set()
+        changed = set()
+        for name, value in action.properties.items():
+            if self.props.get(name) != value:
+                self.props[name] = value
+                self.prop_ts[name] = now
+                changed.add(name)
+        return changed
 
-def check_passes(check: ast.Check, value: Any, now: float | None = None) -> bool:
-    """Plain-Python test of one property; used for history filters, where no snapshot exists."""
+    def note_message(self, now: float) -> None:
+        """A message was decided: it counts towards the pack's per-person cap."""
 
-    return all(test_passes(t, value, now) for t in check.tests)
-
-
-def test_passes(test: ast.Test, value: Any, now: float | None = None) -> bool:
-    op = test.op
-    if op == "missing":
-        return value is None or value == ""
-    if op == "exists":
-        return not (value is None or value == "")
-    if op == "contains":
-        return contains(value, test.value)
-    if op == "func":  # a plugin's condition function; its failure reads as "condition not met"
-        _name, function, argument = test.value
-        try:
-            return bool(function(value, argument))
-        except Exception:
-            return False
-    if op == "matches":
-        return value is not None and re.search(test.value, str(value)) is not None
-    if op in ("within_next", "within_last", "older_than", "past", "future"):
-        delta = date_delta(value, now or 0.0)
-        if delta is None:
-            return False
-        seconds = float(test.value or 0)
-        return {"within_next": 0 <= delta <= seconds, "within_last": -seconds <= delta <= 0,
-                "older_than": delta <= -seconds, "past": delta < 0, "future": delta > 0}[op]
-    if op in ("in", "not_in"):
-        found = any(_equal(value, v) for v in test.value)
-        return found if op == "in" else not found
-    if op == "eq":
-        return _equal(value, test.value)
-    if op == "neq":
-        return not _equal(value, test.value)
-    number = coerce(value, "num")
-    if number is None:
-        return False
-    return {"ge": number >= test.value, "gt": number > test.value, "le": number <= test.value, "lt": number < test.value}[op]
-
-
-def _equal(value: Any, expected: Any) -> bool:
-    kind = "bool" if isinstance(expected, bool) else "num" if isinstance(expected, (int, float)) else "str"
-    got = coerce(value, kind)
-    want = coerce(expected, kind)
-    return got is not None and got == want
-
-
-def contains(value: Any, needle: Any) -> bool:
-    if value is None:
-        return False
-    if isinstance(value, (list, tuple, set)):
-        return any(_equal(v, needle) for v in value)
-    if isinstance(value, str):
-        # HubSpot multi-select values come as "a;b;c": a whole item matches, and so does a substring.
-        return str(needle) in value.split(";") or str(needle) in value
-    return False
-
-
-_DATE_ONLY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-
-
-def parse_time(value: Any) -> float | None:
-    """A CRM date or datetime → epoch seconds; epoch milliseconds (HubSpot) are recognised by size."""
-
-    if value is None or value == "" or isinstance(value, bool):
-        return None
-    if isinstance(value, (int, float)):
-        return value / 1000.0 if value > 10**11 else float(value)
-    text = str(value).strip()
-    if text.isdigit():
-        return parse_time(int(text))
-    try:
-        if _DATE_ONLY.match(text):
-            return dt.datetime.fromisoformat(text).replace(tzinfo=dt.timezone.utc).timestamp()
-        parsed = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=dt.timezone.utc)
-    return parsed.timestamp()
-
-
-def date_delta(value: Any, now: float) -> float | None:
-    when = parse_time(value)
-    return None if when is None else when - now
-
-
-def next_date_flip(slot: Slot, tests: list[ast.Test], value: Any, now: float) -> float | None:
-    """When, after `now`, a date test on `value` becomes true: the moment to schedule a timer for."""
-
-    when = parse_time(value)
-    if when is None:
-        return None
-    moments = []
-    for test in tests:
-        seconds = float(test.value or 0)
-        moment = {"within_next": when - seconds, "older_than": when + seconds, "past": when + 0.001,
-                  "within_last": when}.get(test.op)
-        if moment is not None and moment > now:
-            moments.append(moment)
-    return min(moments) if moments else None
-
-
-def due_after(start: float, within: Any, calendar: ast.Calendar) -> float:
-    return add_duration(start, within, calendar)
+        self.messages.append(now)

@@ -12,7 +12,7 @@ import json
 from typing import Any, Iterable, Protocol
 
 import durable.engine as durable
-import durable_rules_engine as _engine
+import durable_rules_engine as _engine  # type: ignore[import-not-found]  # durable-rules' C extension: no stubs
 
 from .compiler import CompiledRule, Program
 
@@ -119,7 +119,7 @@ def _noop(_c: Any) -> None:
     return None
 
 
-def evaluate_json(condition: dict, snapshot: dict[str, Any]) -> bool:
+def evaluate_json(condition: dict[str, Any], snapshot: dict[str, Any]) -> bool:
     """durable-rules' JSON condition semantics in Python.
 
     As in the engine (found by the property test against it): a comparison with null is false except
@@ -155,7 +155,7 @@ def _compare(a: Any, b: Any) -> int:
         return 1 if isinstance(a, str) else -1
     if not isinstance(a, str):
         a, b = float(a), float(b)
-    return (a > b) - (a < b)
+    return int(a > b) - int(a < b)
 
 
 class PythonMatcher:
