@@ -7,7 +7,7 @@ decide stage and pack tests learn them from the same table (docs/rule-language.m
 from __future__ import annotations
 
 import difflib
-from typing import Any
+from typing import Any, Callable
 
 from ..people import in_korea
 from ..models import (Action, AddTag, AdjustScore, CallWebhook, CreateTask, RemoveTag, SendMessage, SetProperty)
@@ -18,6 +18,19 @@ _SCALARS = (str, int, float, bool, type(None))
 
 def _template_free(value: Any) -> bool:
     return not isinstance(value, str) or ("{{" not in value and "{%" not in value)
+
+
+def _fields_matcher(kind: str, shorthand: str) -> Callable[[Any, Action], bool]:
+    """A test's expectation of a task, message or webhook: its fields, or one text meaning `shorthand`."""
+
+    def matches(want: Any, got: Action) -> bool:
+        if got.type != kind:
+            return False
+        if isinstance(want, str):
+            want = {shorthand: want}
+        return field_matches(want or {}, got.model_dump(), got.after)
+
+    return matches
 
 
 # ------------------------------------------------------------------ score
@@ -131,15 +144,7 @@ def _build_task(fields: dict[str, Any], env: BuildEnv) -> list[Action]:
                        priority=fields.get("priority", "medium"), after=env.after)]
 
 
-def _match_task(want: Any, got: Action) -> bool:
-    if got.type != "task":
-        return False
-    if isinstance(want, str):
-        want = {"title": want}
-    return field_matches(want or {}, got.model_dump(), got.after)
-
-
-TASK = ActionType("task", _read_task, _build_task, _match_task, static=_static_task)
+TASK = ActionType("task", _read_task, _build_task, _fields_matcher("task", "title"), static=_static_task)
 
 
 # ------------------------------------------------------------------ message
@@ -183,15 +188,7 @@ def _build_message(fields: dict[str, Any], env: BuildEnv) -> list[Action]:
                         body=body, advertising=advertising, locale=locale, after=env.after)]
 
 
-def _match_message(want: Any, got: Action) -> bool:
-    if got.type != "message":
-        return False
-    if isinstance(want, str):
-        want = {"body_contains": want}
-    return field_matches(want or {}, got.model_dump(), got.after)
-
-
-MESSAGE = ActionType("message", _read_message, _build_message, _match_message)
+MESSAGE = ActionType("message", _read_message, _build_message, _fields_matcher("message", "body_contains"))
 
 
 # ------------------------------------------------------------------ webhook
@@ -209,14 +206,6 @@ def _build_webhook(fields: dict[str, Any], env: BuildEnv) -> list[Action]:
                         after=env.after)]
 
 
-def _match_webhook(want: Any, got: Action) -> bool:
-    if got.type != "webhook":
-        return False
-    if isinstance(want, str):
-        want = {"body_contains": want}
-    return field_matches(want or {}, got.model_dump(), got.after)
-
-
-WEBHOOK = ActionType("webhook", _read_webhook, _build_webhook, _match_webhook)
+WEBHOOK = ActionType("webhook", _read_webhook, _build_webhook, _fields_matcher("webhook", "body_contains"))
 
 BUILTIN_ACTIONS: tuple[ActionType, ...] = (SCORE, TAG, UNTAG, SET, TASK, MESSAGE, WEBHOOK)
