@@ -21,9 +21,6 @@ from .language.loader import load_rules
 if TYPE_CHECKING:
     from .store import OutboxStatus, OutboxStore, Store
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
-RULES = Path(__file__).resolve().parent.parent / "rules"
-
 
 def _fail(message: str, code: int = 1) -> NoReturn:
     click.secho(message, fg="red", err=True)
@@ -245,9 +242,10 @@ def explain(ctx: click.Context, lead: str, rule: str | None, store_path: str | N
 def demo(store_path: str | None) -> None:
     """Replay the example data through the shipped packs and print the prioritised leads."""
 
+    from . import shipped
     from .demo import run_demo
 
-    run_demo(RULES, EXAMPLES / "demo", store_path)
+    run_demo(shipped.packs_folder(), shipped.demo_folder(), store_path)
 
 
 @cli.group()
