@@ -19,7 +19,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def main() -> int:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())
-    mapping: dict[str, str] = project["tool"]["setuptools"]["package-dir"]
+    mapping: dict[str, str] = {package: folder for package, folder in project["tool"]["setuptools"]["package-dir"].items()
+                               if "." not in package}  # crmrules._packs, crmrules._demo: data, no code
     with tempfile.TemporaryDirectory(prefix="crmrules-typecheck-") as tree:
         for package, folder in mapping.items():
             os.symlink(ROOT / folder, Path(tree) / package)

@@ -1,4 +1,4 @@
-"""The `crmrules` command line (click): check, test, run, explain, demo, outbox, prune, serve, plugins."""
+"""The `crmrules` command line (click): init, check, test, run, explain, demo, outbox, prune, serve, plugins."""
 
 from __future__ import annotations
 
@@ -20,9 +20,6 @@ from .language.loader import load_rules
 
 if TYPE_CHECKING:
     from .store import OutboxStatus, OutboxStore, Store
-
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
-RULES = Path(__file__).resolve().parent.parent / "rules"
 
 
 def _fail(message: str, code: int = 1) -> NoReturn:
@@ -245,9 +242,40 @@ def explain(ctx: click.Context, lead: str, rule: str | None, store_path: str | N
 def demo(store_path: str | None) -> None:
     """Replay the example data through the shipped packs and print the prioritised leads."""
 
+    from . import shipped
     from .demo import run_demo
 
-    run_demo(RULES, EXAMPLES / "demo", store_path)
+    run_demo(shipped.packs_folder(), shipped.demo_folder(), store_path)
+
+
+@cli.command()
+@click.argument("file", required=False, type=click.Path(dir_okay=False))
+@click.option("--force", is_flag=True, help="Overwrite FILE if it exists.")
+@click.pass_context
+def init(ctx: click.Context, file: str | None, force: bool) -> None:
+    """Write a commented crmrules.yaml to start a deployment from; `crmrules check` accepts it as it is.
+
+    FILE defaults to --config, else ./crmrules.yaml.
+
+    It runs the shipped packs, a store beside it and the web tracker with a write key of its own, and pushes
+    nothing to a CRM until `targets:` says so; every other section is shown with its defaults.
+    """
+
+    import secrets
+
+    from . import shipped
+
+    target = Path(file or ctx.obj.get("config") or "crmrules.yaml")
+    if target.exists() and not force:
+        _fail(f"{target}: already there; keeping it (pass --force to overwrite it)")
+    text = shipped.starter_config().replace("WRITE_KEY", "wk_" + secrets.token_urlsafe(12))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(text, encoding="utf-8")
+    click.echo(f"wrote {target}: the shipped packs, store {Path(target.parent, 'crmrules.sqlite')}, the web "
+               "tracker; nothing pushed to a CRM until `targets:` says so")
+    hint = "" if target.name == "crmrules.yaml" and target.parent.resolve() == Path.cwd().resolve() \
+        else f"--config {target} "
+    click.echo(f"next: edit it, then `crmrules {hint}check` and `crmrules {hint}serve`")
 
 
 @cli.group()

@@ -12,6 +12,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
+from . import shipped
 from .language.durations import parse_duration
 from .language.errors import VarsOrigin
 from .language.yamlmarks import DuplicateKey, MarkedDict, load_marked
@@ -83,6 +84,7 @@ class Settings(BaseModel):
     max_attempts: int = 8
     retention: Retention = Field(default_factory=Retention)
     _vars_file: str | None = PrivateAttr(default=None)
+    _embedded: bool = PrivateAttr(default=False)
     _vars_marks: tuple[dict, dict] = PrivateAttr(default_factory=lambda: ({}, {}))
 
     def vars_origin(self, complete: bool = True) -> VarsOrigin | None:
@@ -91,6 +93,12 @@ class Settings(BaseModel):
         if self._vars_file is None:
             return None
         return VarsOrigin(self._vars_file, self._vars_marks[0], self._vars_marks[1], complete)
+
+    @property
+    def embedded(self) -> bool:
+        """True for the embedded default (no crmrules.yaml anywhere): `crmrules serve` then says what it runs."""
+
+        return self._embedded
 
     def target_for(self, action_type: str, channel: str | None = None) -> str | None:
         for key in (f"{action_type}.{channel}" if channel else None, action_type, "default"):
@@ -106,7 +114,7 @@ def load_settings(path: str | None = None) -> Settings:
     if path is None and Path(DEFAULT_CONFIG).is_file():
         path = DEFAULT_CONFIG
     if path is None:
-        return Settings()
+        return embedded_settings()
     try:
         text = Path(path).read_text(encoding="utf-8")
         data = yaml.safe_load(text) or {}
@@ -124,8 +132,37 @@ def load_settings(path: str | None = None) -> Settings:
         settings._vars_marks = _var_marks(marked["vars"])
     base = Path(path).parent
     settings.store = _beside(base, settings.store)
-    settings.rules = [_beside(base, r) for r in settings.rules]
+    try:
+        settings.rules = [found for entry in settings.rules for found in _rule_paths(base, entry)]
+    except ValueError as exc:
+        raise SystemExit(f"{path}: rules: {exc}") from None
     return settings
+
+
+EMBEDDED_TARGETS = {"message.onsite": "web_tracker"}
+"""What the embedded default pushes: on-site messages, to the web tracker in this process. Every other target
+needs a CRM's secrets, so nothing else is routed: those actions wait as dead letters until `targets:` says where
+they go (`crmrules outbox retry` sends them then)."""
+
+
+def embedded_settings() -> Settings:
+    """The deployment used when there is no crmrules.yaml: the packs in ./rules if that folder exists (a clone,
+    or packs of one's own), else the shipped packs; the store ./crmrules.sqlite; on-site messages only.
+
+    `crmrules serve` adds the web tracker's development write key (kept in the store) and says all this."""
+
+    rules = ["rules"] if Path("rules").is_dir() else [str(shipped.packs_folder())]
+    settings = Settings(rules=rules, targets=dict(EMBEDDED_TARGETS))
+    settings._embedded = True
+    return settings
+
+
+def _rule_paths(base: Path, entry: str) -> list[str]:
+    """One `rules:` entry → pack paths: `shipped:<name or pattern>` names packs installed with crmrules."""
+
+    if entry.startswith(shipped.PREFIX):
+        return shipped.resolve(entry)
+    return [_beside(base, entry)]
 
 
 def _var_marks(section: MarkedDict) -> tuple[dict, dict]:

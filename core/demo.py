@@ -1,9 +1,12 @@
 """`crmrules demo`: replay the example events through the shipped packs and show who sales should call now.
 
-The events (examples/demo/events.jsonl) run through every pack in rules/ on event time, then the clock moves a
-few days past the last event so that waiting rules (no reply, no signature, blog-and-gone) decide too. The
+The events (examples/demo/events.jsonl) run through every shipped pack (rules/) on event time, then the clock
+moves a few days past the last event so that waiting rules (no reply, no signature, blog-and-gone) decide too. The
 result is a prioritised lead table and, under it, what each lead got: tasks, messages with their rendered
 subject, tags, points. Nothing is pushed anywhere: the actions stay in the (temporary) store's outbox.
+
+Both folders ship inside the package (`crmrules.shipped` finds them), so the demo works after a plain `pip
+install`, from any folder; in a clone they are the repository's own.
 
 Priority comes from what the rules concluded, not from the score alone: the packs' tags for "contact now"
 (lead-scoring: 영업 이관 at 80 points, 빠른 대응 for pricing + eBook + newsletter) come first, then leads

@@ -15,6 +15,7 @@ import logging
 import signal
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import waitress
@@ -31,6 +32,7 @@ from ..receiver.app import create_app
 from ..receiver.logging import configure_logging
 from ..receiver.metrics import Metrics
 from ..store import open_store
+from . import embedded
 from .worker import Poller, Worker
 
 log = logging.getLogger("crmrules.server")
@@ -46,8 +48,10 @@ def serve(settings: Settings, packs: list[Any], host: str = "127.0.0.1", port: i
     """Run the sidecar until SIGTERM or SIGINT."""
 
     configure_logging()
+    created = not Path(settings.store).exists()
     store = open_store(settings.store)
     registry = plugins.fresh_registry()
+    write_key = embedded.prepare(settings, store, registry.targets) if settings.embedded else None
     clock = Clock()
     metrics = Metrics(store)
     contexts = plugins.PluginContexts(registry, settings, metrics=metrics.registry, clock=clock)
@@ -92,6 +96,8 @@ def serve(settings: Settings, packs: list[Any], host: str = "127.0.0.1", port: i
     else:  # SIGHUP's default would end the process
         previous[signal.SIGHUP] = signal.signal(
             signal.SIGHUP, lambda signum, frame: log.warning("SIGHUP ignored: this process runs no rules (--no-worker)"))
+    if settings.embedded:
+        print(embedded.describe(settings, packs, url, write_key, created), flush=True)
     rules = sum(len(p.rules) for p in packs)
     print(f"crmrules: serving on {url} ({len(packs)} pack(s), {rules} rule(s), store {settings.store}"
           f"{'' if runner else ', no worker'})", flush=True)

@@ -1,6 +1,8 @@
 """The web tracker's options: `plugins: {web_tracker: {...}}` in crmrules.yaml.
 
-Every key has a default except `write_keys`; without write keys every request is answered 401.
+Every key has a default except `write_keys`; without write keys every request is answered 401. (With no
+crmrules.yaml at all, `crmrules serve` gives the tracker a development write key, `wk_dev_…`, kept in the store and
+printed at start: see docs/architecture.md, "The sidecar".)
 Write keys are public (they sit in every page's source): they say which site sent an event, they prove nothing.
 """
 
