@@ -82,74 +82,112 @@ def _plugin_settings_or_exit(settings: Settings) -> None:
 @click.argument("paths", nargs=-1, type=click.Path(exists=True))
 @click.pass_context
 def check(ctx: click.Context, paths: tuple[str, ...]) -> None:
-    """Validate rule packs (every error with file:line:column) and the plugin options. Exits 1 on errors."""
+    """Validate rule packs, the tests beside them (tests/*.yaml) and the plugin options.
+
+    Every error with file:line:column. Exits 1 on errors."""
+
+    from .testing import check_pack_tests
 
     settings = _settings(ctx)
     _plugin_load_warnings()
     packs = _packs_or_exit(list(paths) or settings.rules, settings)
     _plugin_settings_or_exit(settings)
+    table = plugins.action_types()
+    checked = [check_pack_tests(pack, table, _reloader(table), _test_sources()) for pack in packs]
+    errors = [err for c in checked for err in c.errors]
+    for err in errors:
+        click.echo(str(err), err=True)
+    if errors:
+        _fail(f"{len(errors)} error(s) in the pack tests")
     rules = sum(len(p.rules) for p in packs)
-    click.echo(f"ok: {len(packs)} pack(s), {rules} rule(s)")
-    for pack in packs:
+    files, cases = sum(c.files for c in checked), sum(c.cases for c in checked)
+    click.echo(f"ok: {len(packs)} pack(s), {rules} rule(s), {files} test file(s), {cases} case(s)")
+    for pack, tests in zip(packs, checked):
         modes = Counter(r.mode for r in pack.rules)
         extra = ", ".join(f"{n} {m}" for m, n in sorted(modes.items()) if m != "enabled")
-        click.echo(f"  {pack.name}: {len(pack.rules)} rules" + (f" ({extra})" if extra else ""))
+        click.echo(f"  {pack.name}: {len(pack.rules)} rules" + (f" ({extra})" if extra else "")
+                   + f", {tests.cases} test case(s)")
+
+
+def _test_sources() -> frozenset[str]:
+    """The sources a pack test's event may name: those the loaded plugins (and the core) registered, each with
+    the trust it declared."""
+
+    return frozenset(plugins.get_registry().sources)
+
+
+def _reloader(table: dict[str, Any]) -> Any:
+    """A pack loaded again with a test case's `vars:` (and the plugins' actions and conditions)."""
+
+    def reload(pack: ast.Pack, overrides: dict[str, Any]) -> ast.Pack:
+        file = Path(pack.path) / "pack.yaml" if Path(pack.path).is_dir() else Path(pack.path)
+        return load_pack(file, overrides, table, plugins.condition_functions())
+
+    return reload
 
 
 @cli.command("test")
 @click.argument("paths", nargs=-1, type=click.Path(exists=True))
 @click.option("-k", "keyword", default=None, help="Only cases whose name contains this text.")
 @click.option("-v", "--verbose", is_flag=True, help="List every case, and the decision trail of failures.")
+@click.option("--junit", "junit_path", type=click.Path(dir_okay=False), default=None,
+              help="Also write the results as JUnit XML to this file (for CI).")
+@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON instead of text.")
+@click.option("--coverage", "show_coverage", is_flag=True, help="List per pack the rules no case fires or blocks.")
 @click.pass_context
-def test_cmd(ctx: click.Context, paths: tuple[str, ...], keyword: str | None, verbose: bool) -> None:
-    """Run the tests that ship beside rule packs (<pack>/tests/*.yaml)."""
+def test_cmd(ctx: click.Context, paths: tuple[str, ...], keyword: str | None, verbose: bool, junit_path: str | None,
+             as_json: bool, show_coverage: bool) -> None:
+    """Run the tests that ship beside rule packs (<pack>/tests/*.yaml). Exits 1 if any fails or is invalid."""
 
-    from .testing import run_pack_tests
+    from . import testing
 
     settings = _settings(ctx)
     packs = _packs_or_exit(list(paths) or settings.rules, settings)
-    actions = plugins.action_types()
-
-    def reload(pack: ast.Pack, overrides: dict[str, Any]) -> ast.Pack:
-        file = Path(pack.path) / "pack.yaml" if Path(pack.path).is_dir() else Path(pack.path)
-        return load_pack(file, overrides, actions, plugins.condition_functions())
-
+    table = plugins.action_types()
     started = time.perf_counter()
-    passed = failed = 0
-    failures = []
+    results: list[testing.CaseResult] = []
+    covered: list[testing.Coverage] = []
+    say = (lambda *a, **k: None) if as_json else click.echo
     for pack in packs:
-        results = run_pack_tests(pack, packs, reload)
-        if keyword:
-            results = [r for r in results if keyword in r.name]
-        if not results:
+        mine = testing.run_pack_tests(pack, table, _reloader(table), keyword, _test_sources())
+        if not mine:
             continue
-        marks = "".join("." if r.ok else "F" for r in results)
+        covered.append(testing.coverage(pack, mine))
+        results += mine
         if verbose:
-            for r in results:
-                click.echo(f"{r.file}:{r.line}::{r.name} " + (click.style("PASSED", fg="green") if r.ok else click.style("FAILED", fg="red")))
+            for r in mine:
+                say(f"{r.file}:{r.line}::{r.name} " + click.style(r.status.upper(),
+                                                                  fg="green" if r.ok else "red"))
         else:
-            click.echo(f"{pack.name} {marks}")
-        passed += sum(r.ok for r in results)
-        failed += sum(not r.ok for r in results)
-        failures += [r for r in results if not r.ok]
-    for r in failures:
-        click.echo("")
-        click.secho(f"___ {r.file}:{r.line} {r.name} ___", fg="red", bold=True)
-        for p in r.problems:
-            click.echo(f"  {p}")
-        if r.trail:
-            click.echo("  decision trail:")
-            for d in r.trail:
-                stamp = dt.datetime.fromtimestamp(d.at, dt.timezone.utc).strftime("%Y-%m-%d %H:%M")
-                click.echo(f"    {stamp} {d.rule}: {d.outcome}" + (f" ({d.reason})" if d.reason else "")
-                           + (f" → {', '.join(a.type for a in d.actions)}" if d.actions else ""))
+            say(f"{pack.name} " + "".join({"passed": ".", "failed": "F", "error": "E"}[r.status] for r in mine))
+    for r in results:
+        if not r.ok:
+            say("")
+            say(click.style(f"___ {r.file}:{r.line} {r.name} ___", fg="red", bold=True))
+            for line in testing.failure_text(r).splitlines():
+                say(f"  {line}")
     elapsed = time.perf_counter() - started
-    color = "red" if failed else "green"
-    summary = f"{passed} passed, {failed} failed in {elapsed:.2f}s" if failed else f"{passed} passed in {elapsed:.2f}s"
-    click.secho(f"{'=' * 20} {summary} {'=' * 20}", fg=color)
-    if failed or not (passed or failed):
-        if not (passed or failed):
-            click.echo("no rule tests found (put them in <pack>/tests/*.yaml)", err=True)
+    if junit_path:
+        testing.write_junit(junit_path, results, elapsed)
+    if as_json:
+        click.echo(testing.as_json(results, covered, elapsed))
+    n: Counter[str] = Counter(r.status for r in results)
+    missing = sum(len(c.missing) for c in covered)
+    if show_coverage:
+        say("")
+        say("coverage (rules some case fires, shadows or blocks):")
+        for c in covered:
+            say(f"  {c.line()}")
+    parts = [f"{n['passed']} passed"] + [f"{n[s]} {w}" for s, w in (("failed", "failed"), ("error", "invalid"))
+                                         if n[s]]
+    summary = ", ".join(parts) + f" in {elapsed:.2f}s"
+    if show_coverage:
+        summary += f"; {missing} rule(s) not exercised" if missing else "; every rule exercised"
+    if not as_json:
+        click.secho(f"{'=' * 20} {summary} {'=' * 20}", fg="red" if n["failed"] or n["error"] else "green")
+    if not results:
+        click.echo("no rule tests found (put them in <pack>/tests/*.yaml)", err=True)
+    if n["failed"] or n["error"] or not results:
         sys.exit(1)
 
 

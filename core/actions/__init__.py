@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .builtin import BUILTIN_ACTIONS
-from .types import ActionType, BuildEnv, FieldReader, as_action_type, field_matches, model_action
+from .types import ActionType, BuildEnv, Expectable, FieldReader, as_action_type, field_matches, model_action
 
 
 def builtin_table() -> dict[str, ActionType]:
@@ -12,5 +12,5 @@ def builtin_table() -> dict[str, ActionType]:
     return {t.name: t for t in BUILTIN_ACTIONS}
 
 
-__all__ = ["BUILTIN_ACTIONS", "ActionType", "BuildEnv", "FieldReader", "as_action_type", "builtin_table",
+__all__ = ["BUILTIN_ACTIONS", "ActionType", "BuildEnv", "Expectable", "FieldReader", "as_action_type", "builtin_table",
            "field_matches", "model_action"]

@@ -11,7 +11,7 @@ from typing import Any, Callable
 
 from ..people import in_korea
 from ..models import (Action, AddTag, AdjustScore, CallWebhook, CreateTask, RemoveTag, SendMessage, SetProperty)
-from .types import ActionType, BuildEnv, FieldReader, field_matches
+from .types import ActionType, BuildEnv, Expectable, FieldReader, field_matches
 
 _SCALARS = (str, int, float, bool, type(None))
 
@@ -51,7 +51,8 @@ def _match_score(want: Any, got: Action) -> bool:
     return got.type == "score" and float(got.points) == float(str(want).replace(" ", ""))
 
 
-SCORE = ActionType("score", _read_score, _build_score, _match_score, delayable=False, static=lambda fields: True)
+SCORE = ActionType("score", _read_score, _build_score, _match_score, delayable=False, static=lambda fields: True,
+                   expect=Expectable("number"))
 
 
 # ------------------------------------------------------------------ tag, untag
@@ -85,8 +86,10 @@ def _match_untag(want: Any, got: Action) -> bool:
     return got.type == "untag" and got.tag == str(want)
 
 
-TAG = ActionType("tag", _read_tags, _build_tag, _match_tag, delayable=False, static=_static_tags)
-UNTAG = ActionType("untag", _read_tags, _build_untag, _match_untag, delayable=False, static=_static_tags)
+TAG = ActionType("tag", _read_tags, _build_tag, _match_tag, delayable=False, static=_static_tags,
+                 expect=Expectable("text"))
+UNTAG = ActionType("untag", _read_tags, _build_untag, _match_untag, delayable=False, static=_static_tags,
+                   expect=Expectable("text"))
 
 
 # ------------------------------------------------------------------ set
@@ -111,7 +114,8 @@ def _match_set(want: Any, got: Action) -> bool:
     return got.type == "set" and all(got.properties.get(k) == v for k, v in dict(want).items())
 
 
-SET = ActionType("set", _read_set, _build_set, _match_set, delayable=False, static=_static_set)
+SET = ActionType("set", _read_set, _build_set, _match_set, delayable=False, static=_static_set,
+                 expect=Expectable("properties"))
 
 
 # ------------------------------------------------------------------ task
@@ -144,7 +148,9 @@ def _build_task(fields: dict[str, Any], env: BuildEnv) -> list[Action]:
                        priority=fields.get("priority", "medium"), after=env.after)]
 
 
-TASK = ActionType("task", _read_task, _build_task, _fields_matcher("task", "title"), static=_static_task)
+TASK = ActionType("task", _read_task, _build_task, _fields_matcher("task", "title"), static=_static_task,
+                  expect=Expectable("fields", frozenset({"title", "body", "owner", "priority", "due", "due_in"}),
+                                    durations={"due": "due_in"}, shorthand="title", model=CreateTask))
 
 
 # ------------------------------------------------------------------ message
@@ -188,7 +194,9 @@ def _build_message(fields: dict[str, Any], env: BuildEnv) -> list[Action]:
                         body=body, advertising=advertising, locale=locale, after=env.after)]
 
 
-MESSAGE = ActionType("message", _read_message, _build_message, _fields_matcher("message", "body_contains"))
+MESSAGE = ActionType("message", _read_message, _build_message, _fields_matcher("message", "body_contains"),
+                     expect=Expectable("fields", frozenset(MESSAGE_FIELDS), shorthand="body_contains",
+                                       model=SendMessage))
 
 
 # ------------------------------------------------------------------ webhook
@@ -206,6 +214,8 @@ def _build_webhook(fields: dict[str, Any], env: BuildEnv) -> list[Action]:
                         after=env.after)]
 
 
-WEBHOOK = ActionType("webhook", _read_webhook, _build_webhook, _fields_matcher("webhook", "body_contains"))
+WEBHOOK = ActionType("webhook", _read_webhook, _build_webhook, _fields_matcher("webhook", "url_contains"),
+                     expect=Expectable("fields", frozenset({"url", "payload"}), shorthand="url_contains",
+                                       model=CallWebhook))
 
 BUILTIN_ACTIONS: tuple[ActionType, ...] = (SCORE, TAG, UNTAG, SET, TASK, MESSAGE, WEBHOOK)

@@ -9,8 +9,8 @@ action names.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Protocol
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable, Literal, Mapping, Protocol
 
 from pydantic import BaseModel, ValidationError
 
@@ -64,6 +64,26 @@ class BuildEnv(Protocol):
         """The pack's template `name` in `locale`, else in the pack's default locale, else any."""
 
 
+@dataclass(frozen=True)
+class Expectable:
+    """What a pack test may write to recognise an action of this type (`expect: [{rule: r, actions: [...]}]`),
+    so that a misspelt field is a located error in the test file, not an expectation that can never hold (or,
+    under `actions_not`, one that always does).
+
+    `form` is the shape of the expectation: `number` (score's points), `text` (a tag's name), `properties`
+    (set: any property names and values), or `fields` (a mapping of the names in `fields`, each also as
+    `<name>_contains` for a substring; any names when `fields` is None, a plugin action without a model).
+    `durations` maps a field the test writes as a duration to the action's field in seconds (a task's
+    `due: 4h` is its `due_in: 14400`); `shorthand` is the field a plain text stands for (a task's title);
+    `model` checks the values of the fields it declares (`priority: hihg` is an error)."""
+
+    form: Literal["number", "text", "properties", "fields"] = "fields"
+    fields: frozenset[str] | None = None
+    durations: Mapping[str, str] = field(default_factory=dict)
+    shorthand: str | None = None
+    model: type[BaseModel] | None = None
+
+
 Reader = Callable[[FieldReader], "dict[str, Any] | None"]
 Builder = Callable[[dict[str, Any], BuildEnv], "list[Action]"]
 Matcher = Callable[[Any, Action], bool]
@@ -72,7 +92,8 @@ Matcher = Callable[[Any, Action], bool]
 @dataclass(frozen=True)
 class ActionType:
     """One kind of `then:` item. `static(fields)` says the built actions are the same for every lead and trigger
-    (no template, nothing read from the lead), so the decide stage builds them once per rule."""
+    (no template, nothing read from the lead), so the decide stage builds them once per rule. `expect` says
+    what a pack test may write about it; `matches` then recognises it."""
 
     name: str
     read: Reader
@@ -81,6 +102,7 @@ class ActionType:
     delayable: bool = True
     static: Callable[[dict[str, Any]], bool] = lambda fields: False
     model: type[BaseModel] | None = None
+    expect: Expectable = Expectable()
 
 
 def field_matches(want: dict[str, Any], data: dict[str, Any], after: float | None) -> bool:
@@ -136,7 +158,10 @@ def model_action(name: str, model: type[BaseModel] | None) -> ActionType:
             want = {"body_contains": want}
         return field_matches(want or {}, got.params, got.after)
 
-    return ActionType(name, read, build, matches, delayable=True, model=model)
+    fields = frozenset(model.model_fields) if model is not None else None
+    shorthand = "body_contains" if fields is None or "body" in fields else None
+    expect = Expectable("fields", fields, shorthand=shorthand, model=model)
+    return ActionType(name, read, build, matches, delayable=True, model=model, expect=expect)
 
 
 def as_action_type(name: str, registered: Any) -> ActionType:
@@ -151,4 +176,4 @@ def as_action_type(name: str, registered: Any) -> ActionType:
     raise TypeError(f"register_actions: {name!r} needs a pydantic model of its fields, got {registered!r}")
 
 
-__all__ = ["ActionType", "BuildEnv", "FieldReader", "as_action_type", "field_matches", "model_action"]
+__all__ = ["ActionType", "BuildEnv", "Expectable", "FieldReader", "as_action_type", "field_matches", "model_action"]
