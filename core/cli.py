@@ -120,8 +120,7 @@ def _reloader(table: dict[str, Any]) -> Any:
     """A pack loaded again with a test case's `vars:` (and the plugins' actions and conditions)."""
 
     def reload(pack: ast.Pack, overrides: dict[str, Any]) -> ast.Pack:
-        file = Path(pack.path) / "pack.yaml" if Path(pack.path).is_dir() else Path(pack.path)
-        return load_pack(file, overrides, table, plugins.condition_functions())
+        return load_pack(pack.path, overrides, table, plugins.condition_functions())
 
     return reload
 

@@ -43,7 +43,11 @@ def pack_files(paths: Iterable[str | Path]) -> list[Path]:
 def load_pack(file: str | Path, overrides: dict[str, Any] | None = None,
               action_types: Mapping[str, ActionType] | None = None,
               condition_functions: dict[str, Any] | None = None, origin: VarsOrigin | None = None) -> ast.Pack:
+    """A pack from its file, or from its folder (the `pack.yaml` in it, as `ast.Pack.path` names a folder pack)."""
+
     file = Path(file)
+    if file.is_dir():
+        file = file / "pack.yaml"
     pack_dir = file.parent if file.name == "pack.yaml" else None
     try:
         text = file.read_text(encoding="utf-8")

@@ -8,7 +8,6 @@ import datetime as dt
 import time
 import traceback
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Callable, Collection, Literal, Mapping
 
 from ..actions import ActionType
@@ -117,7 +116,3 @@ def _run(case: Case, pack: ast.Pack, reload: Reload | None, table: dict[str, Any
     result.problems = problems(case, run)
     result.status = "failed" if result.problems else "passed"
     return result
-
-
-def pack_file(pack: ast.Pack) -> Path:
-    return Path(pack.path) / "pack.yaml" if Path(pack.path).is_dir() else Path(pack.path)
