@@ -25,6 +25,7 @@ from .calendar import read_calendar
 from .conditions import SCOPES, Conditions
 from .context import ParseContext, join_path, report_unknown_keys
 from .errors import PackError, RuleError, VarsOrigin
+from .limits import engine_problems
 from .guards import read_limit, read_message_policy, read_per
 from .properties import TestFunctions
 from .scoring import read_decay
@@ -283,6 +284,10 @@ def _rule(ctx: ParseContext, rules: MarkedList, i: int, pack: ast.Pack, conditio
         priority = 0
     when = conditions.parse(raw, "when", f"{path}.when")
     goal = conditions.parse(raw, "goal", f"{path}.goal") if "goal" in raw else None
+    for key, cond in (("when", when), ("goal", goal)):
+        if cond is not None:
+            for problem in engine_problems(cond):
+                ctx.error(raw, key, f"{path}.{key}", problem)
     then = actions.parse(raw, "then", f"{path}.then")
     limit = read_limit(ctx, raw, path)
     cooldown = read_duration(ctx, raw, "cooldown", f"{path}.cooldown") if "cooldown" in raw else None
