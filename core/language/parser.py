@@ -284,10 +284,9 @@ def _rule(ctx: ParseContext, rules: MarkedList, i: int, pack: ast.Pack, conditio
         priority = 0
     when = conditions.parse(raw, "when", f"{path}.when")
     goal = conditions.parse(raw, "goal", f"{path}.goal") if "goal" in raw else None
-    for key, cond in (("when", when), ("goal", goal)):
-        if cond is not None:
-            for problem in engine_problems(cond):
-                ctx.error(raw, key, f"{path}.{key}", problem)
+    if when is not None:  # the engine matches `when:`; a goal is evaluated by the host
+        for problem in engine_problems(when):
+            ctx.error(raw, "when", f"{path}.when", problem)
     then = actions.parse(raw, "then", f"{path}.then")
     limit = read_limit(ctx, raw, path)
     cooldown = read_duration(ctx, raw, "cooldown", f"{path}.cooldown") if "cooldown" in raw else None
