@@ -333,13 +333,14 @@ def check_template(text: str, fields: Fields | None) -> list[Problem]:
         return [Problem(exc.lineno or 1, exc.message or str(exc))]
     problems: list[Problem] = []
     for kind, tag in _NOT_AVAILABLE.items():
-        for node in tree.find_all(kind):
-            problems.append(Problem(node.lineno, f"{tag} is not available in message templates"))
-    for node in tree.find_all((nodes.Filter, nodes.Test)):
-        table = _ENV.filters if isinstance(node, nodes.Filter) else _ENV.tests
-        what = "filter" if isinstance(node, nodes.Filter) else "test"
-        if node.name not in table:
-            problems.append(Problem(node.lineno, f"unknown {what} {node.name!r}{_hint(node.name, table)}"))
+        for tag_node in tree.find_all(kind):
+            problems.append(Problem(tag_node.lineno, f"{tag} is not available in message templates"))
+    for used in tree.find_all((nodes.Filter, nodes.Test)):
+        assert isinstance(used, (nodes.Filter, nodes.Test))
+        table: dict[str, Any] = _ENV.filters if isinstance(used, nodes.Filter) else _ENV.tests
+        what = "filter" if isinstance(used, nodes.Filter) else "test"
+        if used.name not in table:
+            problems.append(Problem(used.lineno, f"unknown {what} {used.name!r}{_hint(used.name, table)}"))
     allowed = set(TEMPLATE_NAMES) | set(_ENV.globals)
     local = {n.name for n in tree.find_all(nodes.Name) if n.ctx in ("store", "param")} | {"loop"}
     undeclared = {n.name for n in tree.find_all(nodes.Name) if n.ctx == "load"} - local
@@ -373,8 +374,7 @@ def _field_problems(tree: nodes.Template, fields: Fields) -> list[Problem]:
         elif scope == "rule" and attr not in RULE_FIELDS:
             problems.append(Problem(node.lineno, f"a rule has no field {attr!r}{_hint(attr, RULE_FIELDS, always=True)}"))
         elif scope in ("lead", "account", "deal", "event"):
-            known = fields.event if scope == "event" else fields.records
-            typo = _typo_of(attr, known)
+            typo = _typo_of(attr, fields.event if scope == "event" else fields.records)
             if typo:
                 problems.append(Problem(node.lineno, f"{scope}.{attr}: no such field; did you mean {scope}.{typo}? "
                                         f"(write {scope}[{attr!r}] if the record really has a field {attr!r})"))
