@@ -93,6 +93,8 @@ class Settings(BaseModel):
         """`targets:` entries naming no loaded target, or no action type, each at its line with a did-you-mean:
         a misspelt target would leave every action of that type waiting as a dead letter."""
 
+        if self._embedded:  # the embedded default routes on-site messages whether or not the tracker is loaded
+            return []
         names, kinds = sorted(known), sorted({*action_types, "default"})
         where = self._vars_file or DEFAULT_CONFIG
         problems = []
@@ -106,7 +108,8 @@ class Settings(BaseModel):
                 problems.append(f"{at}targets.{key}: no action type {kind!r}; {hint}")
             if target not in names:
                 close = difflib.get_close_matches(target, names, n=1)
-                hint = f"did you mean {close[0]!r}?" if close else f"loaded targets: {', '.join(names) or 'none'}"
+                hint = (f"did you mean {close[0]!r}?" if close else
+                        f"loaded targets: {', '.join(names) or 'none'} (is its plugin installed?)")
                 problems.append(f"{at}targets.{key}: no target {target!r} is loaded; {hint}")
         return problems
 
