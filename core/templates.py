@@ -316,13 +316,6 @@ def render_value(value: Any, context: dict[str, Any]) -> Any:
 
 # ------------------------------------------------------------------ checking
 
-def syntax_error(text: str) -> str | None:
-    """The template's first problem as a sentence with its line, or None (kept for callers outside the loader)."""
-
-    found = check_template(text, None)
-    return f"line {found[0].line}: {found[0].message}" if found else None
-
-
 def check_template(text: str, fields: Fields | None) -> list[Problem]:
     """Every problem `check` can see in one template: syntax, tags and filters that do not exist here, names
     a template cannot read and, with `fields`, misspelt field names (`lead.nmae`), each at its line."""
