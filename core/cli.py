@@ -93,6 +93,11 @@ def check(ctx: click.Context, paths: tuple[str, ...]) -> None:
     packs = _packs_or_exit(list(paths) or settings.rules, settings)
     _plugin_settings_or_exit(settings)
     table = plugins.action_types()
+    routing = settings.target_problems(plugins.targets(), table)
+    for line in routing:
+        click.echo(line, err=True)
+    if routing:
+        _fail(f"{len(routing)} error(s) in targets:")
     checked = [check_pack_tests(pack, table, _reloader(table), _test_sources()) for pack in packs]
     errors = [err for c in checked for err in c.errors]
     for err in errors:

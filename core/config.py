@@ -5,9 +5,10 @@ environment variables or files that hold them.
 
 from __future__ import annotations
 
+import difflib
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
@@ -15,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
 from . import shipped
 from .language.durations import parse_duration
 from .language.errors import VarsOrigin
-from .language.yamlmarks import DuplicateKey, MarkedDict, load_marked
+from .language.yamlmarks import MAX_BYTES, MarkedDict, YamlProblem, load_marked
 
 DEFAULT_CONFIG = "crmrules.yaml"
 
@@ -86,6 +87,31 @@ class Settings(BaseModel):
     _vars_file: str | None = PrivateAttr(default=None)
     _embedded: bool = PrivateAttr(default=False)
     _vars_marks: tuple[dict, dict] = PrivateAttr(default_factory=lambda: ({}, {}))
+    _target_marks: dict[str, tuple[int, int]] = PrivateAttr(default_factory=dict)
+
+    def target_problems(self, known: Iterable[str], action_types: Iterable[str]) -> list[str]:
+        """`targets:` entries naming no loaded target, or no action type, each at its line with a did-you-mean:
+        a misspelt target would leave every action of that type waiting as a dead letter."""
+
+        if self._embedded:  # the embedded default routes on-site messages whether or not the tracker is loaded
+            return []
+        names, kinds = sorted(known), sorted({*action_types, "default"})
+        where = self._vars_file or DEFAULT_CONFIG
+        problems = []
+        for key, target in self.targets.items():
+            line, col = self._target_marks.get(key, (0, 0))
+            at = f"{where}:{line}:{col}: " if line else f"{where}: "
+            kind = key.split(".", 1)[0]
+            if kind not in kinds:
+                close = difflib.get_close_matches(kind, kinds, n=1)
+                hint = f"did you mean {close[0]!r}?" if close else f"action types: {', '.join(kinds)}"
+                problems.append(f"{at}targets.{key}: no action type {kind!r}; {hint}")
+            if target not in names:
+                close = difflib.get_close_matches(target, names, n=1)
+                hint = (f"did you mean {close[0]!r}?" if close else
+                        f"loaded targets: {', '.join(names) or 'none'} (is its plugin installed?)")
+                problems.append(f"{at}targets.{key}: no target {target!r} is loaded; {hint}")
+        return problems
 
     def vars_origin(self, complete: bool = True) -> VarsOrigin | None:
         """Where `vars:` was written, for errors in it; None for settings not read from a file."""
@@ -116,17 +142,28 @@ def load_settings(path: str | None = None) -> Settings:
     if path is None:
         return embedded_settings()
     try:
+        if Path(path).stat().st_size > MAX_BYTES:
+            raise SystemExit(f"{path}: the file is over {MAX_BYTES / 1e6:g} MB")
         text = Path(path).read_text(encoding="utf-8")
+        marked = load_marked(text)  # first: bounded (size, depth, aliases) and with every value's place
         data = yaml.safe_load(text) or {}
-        marked = load_marked(text) if isinstance(data, dict) and "vars" in data else None
-        if isinstance(marked, MarkedDict) and isinstance(marked.get("vars"), dict):
+        if isinstance(marked, MarkedDict) and isinstance(marked.get("vars"), dict) and isinstance(data, dict):
             data["vars"] = marked["vars"]  # read as packs are, so an override means what it would in the pack
         settings = Settings.model_validate(data)
-    except (OSError, yaml.YAMLError, DuplicateKey) as exc:
+    except YamlProblem as exc:
+        raise SystemExit(f"{path}:{exc.line}:{exc.column}: cannot read settings: {exc}") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f"{mark.line + 1}:{mark.column + 1}: " if mark else ""
+        raise SystemExit(f"{path}:{at}cannot read settings: {exc}") from None
+    except OSError as exc:
         raise SystemExit(f"{path}: cannot read settings: {exc}") from None
     except ValidationError as exc:
-        lines = [f"{path}: {'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()]
+        lines = [f"{path}:{_located(marked, e)}{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()]
         raise SystemExit("\n".join(lines)) from None
+    if isinstance(marked, MarkedDict) and isinstance(marked.get("targets"), MarkedDict):
+        section = marked["targets"]
+        settings._target_marks = {str(k): section.value_marks[k] for k in section}
     settings._vars_file = path
     if isinstance(marked, MarkedDict) and isinstance(marked.get("vars"), MarkedDict):
         settings._vars_marks = _var_marks(marked["vars"])
@@ -163,6 +200,19 @@ def _rule_paths(base: Path, entry: str) -> list[str]:
     if entry.startswith(shipped.PREFIX):
         return shipped.resolve(entry)
     return [_beside(base, entry)]
+
+
+def _located(marked: Any, error: Any) -> str:
+    """`line:col: ` of a settings error's place (its key for an unknown key, else its value), or ""."""
+
+    node, mark = marked, None
+    for step in error.get("loc", ()):
+        if not isinstance(node, MarkedDict) or step not in node:
+            break
+        extra = error.get("type") == "extra_forbidden"
+        mark = node.key_marks.get(step) if extra else node.value_marks.get(step)
+        node = node[step]
+    return f"{mark[0]}:{mark[1]}: " if mark else ""
 
 
 def _var_marks(section: MarkedDict) -> tuple[dict, dict]:

@@ -1,5 +1,11 @@
 """The built-in action types — score, tag, untag, set, task, message, webhook — each read, built and matched here.
 
+Required fields — a tag's name, a task's title, a message's subject, a webhook's url — are rendered with
+`required=`: a `{{ … }}` in them that is empty for this lead (no name, no company) stops that action with the
+reason in the decision, instead of queueing the tag `''` or a task "님께 바로 연락". A message's body may have
+empty parts but may not be empty as a whole. Other fields (a task's body and owner, `set:` values, a webhook's
+payload) may render empty.
+
 They are registered through `register_actions` like a plugin's (see `crmrules.builtins`), so the loader, the
 decide stage and pack tests learn them from the same table (docs/rule-language.md, Actions).
 """
@@ -10,6 +16,7 @@ import difflib
 from typing import Any, Callable
 
 from ..people import in_korea
+from ..templates import EmptyField
 from ..models import (Action, AddTag, AdjustScore, CallWebhook, CreateTask, RemoveTag, SendMessage, SetProperty)
 from .types import ActionType, BuildEnv, Expectable, FieldReader, field_matches
 
@@ -63,6 +70,7 @@ def _read_tags(field: FieldReader) -> dict[str, Any] | None:
     if not all(isinstance(t, str) and t.strip() for t in tags):
         field.error(f"`{field.kind}:` takes a tag name or a list of them")
         return None
+    field.check_templates()
     return {"tags": [t.strip() for t in tags]}
 
 
@@ -71,11 +79,11 @@ def _static_tags(fields: dict[str, Any]) -> bool:
 
 
 def _build_tag(fields: dict[str, Any], env: BuildEnv) -> list[Action]:
-    return [AddTag(tag=env.render(t)) for t in fields["tags"]]
+    return [AddTag(tag=env.render(t, required="the tag's name")) for t in fields["tags"]]
 
 
 def _build_untag(fields: dict[str, Any], env: BuildEnv) -> list[Action]:
-    return [RemoveTag(tag=env.render(t)) for t in fields["tags"]]
+    return [RemoveTag(tag=env.render(t, required="the tag's name")) for t in fields["tags"]]
 
 
 def _match_tag(want: Any, got: Action) -> bool:
@@ -98,6 +106,7 @@ def _read_set(field: FieldReader) -> dict[str, Any] | None:
     if not isinstance(field.value, dict) or not field.value:
         field.error("`set:` takes properties and values, e.g. `set: {lifecycle: sql}`")
         return None
+    field.check_templates()
     return {"properties": dict(field.value)}
 
 
@@ -142,7 +151,7 @@ def _static_task(fields: dict[str, Any]) -> bool:
 
 
 def _build_task(fields: dict[str, Any], env: BuildEnv) -> list[Action]:
-    return [CreateTask(title=env.render(str(fields["title"])), body=env.render(str(fields.get("body", ""))),
+    return [CreateTask(title=env.render(str(fields["title"]), required="the task's title"), body=env.render(str(fields.get("body", ""))),
                        due_in=fields.get("due"),
                        owner=env.render(str(fields["owner"])) if fields.get("owner") else None,
                        priority=fields.get("priority", "medium"), after=env.after)]
@@ -181,11 +190,14 @@ def _build_message(fields: dict[str, Any], env: BuildEnv) -> list[Action]:
     lead = env.lead()
     locale = str(fields.get("locale") or (lead.get("locale") or lead.get("language") if lead else None)
                  or env.default_locale)
-    subject, body = env.render(str(fields.get("subject", ""))), env.render(str(fields.get("body", "")))
+    subject = env.render(str(fields.get("subject", "")), required="the message's subject")
+    body = env.render(str(fields.get("body", "")))
     if fields.get("template"):
         template = env.template(str(fields["template"]), locale)
-        subject = env.render(template.subject) if template.subject else subject
+        subject = env.render(template.subject, required="the message's subject") if template.subject else subject
         body = env.render(template.body)
+    if not body.strip():  # a long body may have optional parts; it may not be empty
+        raise EmptyField("the message's body renders empty for this record")
     advertising = bool(fields.get("advertising", False))
     korean = locale.startswith("ko") or in_korea(lead or {})
     if advertising and korean and not subject.startswith("(광고)"):
@@ -210,7 +222,7 @@ def _read_webhook(field: FieldReader) -> dict[str, Any] | None:
 
 
 def _build_webhook(fields: dict[str, Any], env: BuildEnv) -> list[Action]:
-    return [CallWebhook(url=env.render(str(fields["url"])), payload=env.render_value(fields.get("payload", {})),
+    return [CallWebhook(url=env.render(str(fields["url"]), required="the webhook's url"), payload=env.render_value(fields.get("payload", {})),
                         after=env.after)]
 
 

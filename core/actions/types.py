@@ -51,8 +51,10 @@ class BuildEnv(Protocol):
     after: float | None
     default_locale: str
 
-    def render(self, text: str) -> str:
-        """One template string rendered for this lead and trigger (sandboxed)."""
+    def render(self, text: str, required: str | None = None) -> str:
+        """One template string rendered for this lead and trigger (sandboxed, bounded). With `required` (what
+        the text is: "the tag's name"), a value in it that renders empty raises instead: the action is not
+        taken and the decision says why."""
 
     def render_value(self, value: Any) -> Any:
         """Every string inside a value rendered."""

@@ -44,8 +44,8 @@ class _Env:
         self.default_locale = pack.default_locale
         self._context, self._pack, self._ctx = context, pack, ctx
 
-    def render(self, text: str) -> str:
-        return render(text, self._context)
+    def render(self, text: str, required: str | None = None) -> str:
+        return render(text, self._context, required)
 
     def render_value(self, value: Any) -> Any:
         return render_value(value, self._context)

@@ -260,6 +260,14 @@ def tally_key(node: ast.Tally) -> str:
     return stable_hash("tally", node.filter.describe(), node.within and float(node.within), node.sum_of, length=12)
 
 
+def engine_condition(cond: ast.Condition) -> tuple[dict[str, Any], int]:
+    """One `when:` as durable-rules gets it, and how many slots it needs: what the loader checks against the
+    engine's limits (core/language/limits.py), so `check` finds what would stop `run`."""
+
+    expr = _Builder().condition(cond, [])
+    return to_durable(expr), len(_slots_in(expr, set()))
+
+
 def _slots_in(expr: Any, out: set[str]) -> set[str]:
     if expr[0] in ("and", "or"):
         for e in expr[1]:

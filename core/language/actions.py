@@ -60,7 +60,10 @@ class _Field:
         return {name for name, _locale in self._templates}
 
     def check_templates(self) -> None:
-        _check_templates(self.ctx, self._mapping if self._mapping is not None else self.value, self.path)
+        if self._mapping is not None:
+            _check_templates(self.ctx, self._mapping, self.path)
+        else:
+            _check_templates(self.ctx, self.value, self.path, self.item, self.kind)
 
 
 class Actions:
@@ -122,16 +125,16 @@ class Actions:
         return ast.ActionSpec(kind, fields, after, sub, line, action_type)
 
 
-def _check_templates(ctx: ParseContext, value: Any, path: str) -> None:
-    """Template syntax errors are found by `check`, not when a customer would have got the message."""
+def _check_templates(ctx: ParseContext, value: Any, path: str, container: Any = None, key: Any = None) -> None:
+    """Remember every template in an action's fields; the parser checks them once the pack's fields are known
+    (`check` finds unknown filters and misspelt names, not a customer)."""
 
-    from ..templates import syntax_error
-
-    if isinstance(value, dict):
+    if isinstance(value, str):
+        if container is not None and ("{{" in value or "{%" in value):
+            ctx.templates.append((container, key, path, value))
+    elif isinstance(value, dict):
         for k, v in value.items():
-            if isinstance(v, str) and ("{{" in v or "{%" in v):
-                problem = syntax_error(v)
-                if problem:
-                    ctx.error(value, k, join_path(path, k), f"template error: {problem}")
-            elif isinstance(v, dict):
-                _check_templates(ctx, v, join_path(path, k))
+            _check_templates(ctx, v, join_path(path, k), value, k)
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            _check_templates(ctx, v, join_path(path, i), value, i)

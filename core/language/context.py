@@ -24,6 +24,8 @@ class ParseContext:
         self._from_override: dict[tuple[int, Any], tuple[str, str | None, tuple[int, int]]] = {}
         self._inside_override: dict[int, tuple[str, str | None, tuple[int, int]]] = {}
         self._keep: list[Any] = []  # the values whose ids are remembered above stay alive while we walk
+        # templates seen while walking, checked at the end, when the pack's fields are known
+        self.templates: list[tuple[Any, Any, str, str]] = []
 
     def note_override(self, parent: Any, key: Any, name: str, value: Any, text: str | None) -> None:
         """`parent[key]` now holds (or was built from, `text`) the deployment's override of `name`."""
@@ -38,9 +40,10 @@ class ParseContext:
                 self._inside_override[id(item)] = (name, text, use)
                 stack += list(item.values()) if isinstance(item, dict) else list(item)
 
-    def error(self, container: Any, key: Any, path: str, message: str, use_key: bool = False) -> None:
-        mark = None
-        if use_key and isinstance(container, MarkedDict):
+    def error(self, container: Any, key: Any, path: str, message: str, use_key: bool = False,
+              at: tuple[int, int] | None = None) -> None:
+        mark = at
+        if mark is None and use_key and isinstance(container, MarkedDict):
             mark = container.key_marks.get(key)
         mark = mark or mark_of(container, key) or own_mark(container) or (1, 1)
         came = self._from_override.get((id(container), key)) or self._inside_override.get(id(container))
@@ -51,6 +54,17 @@ class ParseContext:
             self.errors.append(self.origin.error((self.pack, name), f"{message} ({used})", at_value=True))
             return
         self.errors.append(RuleError(self.file, mark[0], mark[1], path, message))
+
+    def template_error(self, container: Any, key: Any, path: str, line: int, message: str) -> None:
+        """A problem on `line` of the template at `container[key]`: at that line of a `|` block, else at the
+        value (with the template's line named when it is not the first)."""
+
+        start = getattr(container, "text_marks", {}).get(key)
+        if start is not None:
+            self.error(container, key, path, f"template error: {message}", at=(start[0] + line - 1, start[1]))
+            return
+        where = f" (line {line} of the template)" if line > 1 else ""
+        self.error(container, key, path, f"template error: {message}{where}")
 
     def line(self, container: Any, key: Any) -> int:
         mark = mark_of(container, key) or own_mark(container) or (1, 1)

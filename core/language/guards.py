@@ -14,7 +14,7 @@ from .values import read_time_of_day, read_timezone
 from .yamlmarks import MarkedDict
 
 _LIMIT = re.compile(
-    r"^(?:(?P<every>every time)|(?:(?P<once>once)|at most (?P<n>\d+))(?: per (?:lead|account|deal|person))?"
+    r"^(?:(?P<every>every time)|(?:(?P<once>once)|at most (?P<n>\d+))(?: per (?P<whom>lead|account|deal|person))?"
     r"(?: per (?P<per>[0-9.a-z]+))?)$"
 )
 _PER = re.compile(r"^(?:(?P<scope>event|lead|account|deal)\.)?(?P<name>[^\s.][^\s]*)$")
@@ -32,6 +32,14 @@ def read_limit(ctx: ParseContext, rule: MarkedDict, path: str) -> ast.Limit | No
         return None
     if match.group("every"):
         return ast.EVERY_TIME
+    whom = {"person": "lead"}.get(match.group("whom") or "", match.group("whom"))
+    about = str(rule.get("about", "lead"))
+    if whom and whom != about:  # a limit counts per the rule's own record; saying otherwise would be untrue
+        ctx.error(rule, "limit", join_path(path, "limit"),
+                  f"this rule is about a {about}, so its limit counts per {about}; write "
+                  f"`{text.replace('per ' + str(match.group('whom')), 'per ' + about, 1)}`, or make the rule "
+                  f"`about: {whom}` to count per {whom}")
+        return None
     times = 1 if match.group("once") else int(match.group("n"))
     per = None
     if match.group("per"):

@@ -13,6 +13,7 @@ from .. import plugins
 from . import ast
 from .errors import PackError, RuleError, VarsOrigin
 from .parser import parse_pack_text
+from .yamlmarks import MAX_BYTES
 
 if TYPE_CHECKING:  # only for annotations: the language reads settings and action types, it does not load them
     from ..actions import ActionType
@@ -50,6 +51,10 @@ def load_pack(file: str | Path, overrides: dict[str, Any] | None = None,
         file = file / "pack.yaml"
     pack_dir = file.parent if file.name == "pack.yaml" else None
     try:
+        size = file.stat().st_size
+        if size > MAX_BYTES:  # refused before it is read: a 50 MB pack is a mistake, not a playbook
+            raise PackError([RuleError(str(file), 1, 1, "", f"the file is {size / 1e6:.1f} MB; packs are read up "
+                                       f"to {MAX_BYTES / 1e6:g} MB")])
         text = file.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
         raise PackError([RuleError(str(file), 1, 1, "", f"not UTF-8 text: {exc}")]) from None
@@ -66,7 +71,15 @@ def load_packs(paths: Iterable[str | Path], overrides: dict[str, dict[str, Any]]
     packs: list[ast.Pack] = []
     errors: list[RuleError] = []
     named: set[str] | None = set()  # names of the packs as written (None: one could not be read)
-    for file in pack_files(paths):
+    paths = list(paths)
+    files: list[Path] = []
+    for path in paths:  # a folder with no pack in it is a mistake (a wrong path), not a deployment of no rules
+        found = pack_files([path])
+        if not found:
+            errors.append(RuleError(str(path), 0, 0, "", "no rule packs here: a pack is a folder with pack.yaml, "
+                                    "or a .yaml file"))
+        files += found
+    for file in files:
         try:
             pack = load_pack(file, None, action_types, condition_functions)
         except PackError as exc:

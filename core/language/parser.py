@@ -8,6 +8,7 @@ is silently ignored: an unknown key is an error that names the keys that are all
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import re
 from pathlib import Path
@@ -17,17 +18,19 @@ import yaml
 
 from ..actions import ActionType, builtin_table
 from ..models import stable_hash
+from ..templates import EVENT_FIELDS, RECORD_FIELDS, Fields, check_template
 from . import ast
 from .actions import Actions
 from .calendar import read_calendar
 from .conditions import SCOPES, Conditions
 from .context import ParseContext, join_path, report_unknown_keys
 from .errors import PackError, RuleError, VarsOrigin
+from .limits import engine_problems
 from .guards import read_limit, read_message_policy, read_per
 from .properties import TestFunctions
 from .scoring import read_decay
 from .values import read_duration
-from .yamlmarks import DuplicateKey, MarkedDict, MarkedList, load_marked
+from .yamlmarks import MAX_BYTES, MarkedDict, MarkedList, YamlProblem, load_marked
 
 PACK_KEYS = {"pack", "description", "vars", "segments", "rules", "calendar", "messages", "scoring", "locale"}
 RULE_KEYS = {"id", "description", "owner", "mode", "priority", "group", "about", "when", "then", "limit",
@@ -71,17 +74,19 @@ def _substitute(ctx: ParseContext, node: Any, variables: dict[str, Any], path: s
 
 
 def _templates(pack_dir: Path | None, errors: list[RuleError]) -> dict[tuple[str, str], ast.Template]:
-    """templates/<name>.<locale>.txt; an optional first line `Subject: ...`."""
+    """templates/<name>.<locale>.txt; an optional first line `Subject: ...`. Their text is checked by
+    `_check_templates`, with the rest of the pack's templates."""
 
     found: dict[tuple[str, str], ast.Template] = {}
     if pack_dir is None or not (pack_dir / "templates").is_dir():
         return found
-    from ..templates import syntax_error
-
     for file in sorted((pack_dir / "templates").glob("*.txt")):
         parts = file.name[:-4].rsplit(".", 1)
         if len(parts) != 2:
             errors.append(RuleError(str(file), 1, 1, "", "name templates <name>.<locale>.txt, e.g. welcome.ko.txt"))
+            continue
+        if file.stat().st_size > MAX_BYTES:
+            errors.append(RuleError(str(file), 1, 1, "", f"the file is over {MAX_BYTES / 1e6:g} MB"))
             continue
         try:
             text = file.read_text(encoding="utf-8")
@@ -92,12 +97,65 @@ def _templates(pack_dir: Path | None, errors: list[RuleError]) -> dict[tuple[str
         first, _, rest = text.partition("\n")
         if first.lower().startswith("subject:"):
             subject, body = first.split(":", 1)[1].strip(), rest.lstrip("\n")
-        for n, part in enumerate((subject, body)):
-            problem = syntax_error(part)
-            if problem:
-                errors.append(RuleError(str(file), 1, 1, "", f"template error: {problem}"))
         found[(parts[0], parts[1])] = ast.Template(subject, body.rstrip("\n"), str(file))
     return found
+
+
+def _template_fields(pack: ast.Pack, doc: MarkedDict) -> Fields:
+    """What the pack's templates may read: the record fields every record has or the pack itself names (in
+    conditions, `per:` and `set:`), the event properties its conditions name, and its variables."""
+
+    records: set[str] = set(RECORD_FIELDS)
+    event: set[str] = set(EVENT_FIELDS)
+
+    def walk(node: Any) -> None:
+        if isinstance(node, ast.Check):
+            (event if node.scope == "event" else records).add(node.name)
+        elif isinstance(node, ast.EventFilter):
+            event.update(c.name for c in node.where)
+            return
+        elif isinstance(node, (ast.Tally, ast.Sequence, ast.Absence)):
+            event.update(node.same)
+            if isinstance(node, ast.Tally) and node.sum_of:
+                event.add(node.sum_of)
+        elif isinstance(node, ast.PerKey):
+            (event if node.scope == "event" else records).add(node.name)
+        elif isinstance(node, ast.ActionSpec):
+            if node.kind == "set" and isinstance(node.fields.get("properties"), dict):
+                records.update(str(k) for k in node.fields["properties"])
+            return
+        if dataclasses.is_dataclass(node) and not isinstance(node, type):
+            for f in dataclasses.fields(node):
+                walk(getattr(node, f.name))
+        elif isinstance(node, (tuple, list)):
+            for item in node:
+                walk(item)
+
+    walk(pack.rules)
+    return Fields(frozenset(records), frozenset(event), frozenset(str(k) for k in pack.variables))
+
+
+def _check_templates(ctx: ParseContext, pack: ast.Pack, doc: MarkedDict) -> None:
+    """Every template of the pack checked against what it may read, each problem at its line in the file."""
+
+    fields = _template_fields(pack, doc)
+    for container, key, path, text in ctx.templates:
+        for problem in check_template(text, fields):
+            ctx.template_error(container, key, path, problem.line, problem.message)
+    for template in pack.templates.values():
+        try:
+            lines = Path(template.file).read_text(encoding="utf-8").split("\n")
+        except OSError:
+            lines = []
+        body_at = 1
+        if template.subject:  # the body starts after `Subject:` and the blank lines below it
+            body_at = 2
+            while body_at <= len(lines) and not lines[body_at - 1].strip():
+                body_at += 1
+        for text, offset in ((template.subject, 0), (template.body, body_at - 1)):
+            for problem in check_template(text, fields):
+                ctx.errors.append(RuleError(template.file, offset + problem.line if text is template.body else 1,
+                                            1, "", f"template error: {problem.message}"))
 
 
 def parse_pack_text(text: str, file: str, pack_dir: Path | None = None, overrides: dict[str, Any] | None = None,
@@ -111,7 +169,7 @@ def parse_pack_text(text: str, file: str, pack_dir: Path | None = None, override
     ctx = ParseContext(file, errors)
     try:
         doc = load_marked(text)
-    except DuplicateKey as exc:
+    except YamlProblem as exc:
         raise PackError([RuleError(file, exc.line, exc.column, "", str(exc))]) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
@@ -168,14 +226,19 @@ def parse_pack_text(text: str, file: str, pack_dir: Path | None = None, override
     actions = Actions(ctx, action_types if action_types is not None else builtin_table(), pack.templates)
     seen: dict[str, int] = {}
     for i, raw in enumerate(rules):
+        # ids first, so a duplicate is reported together with whatever else is wrong in either rule
+        duplicate = False
+        if isinstance(raw, MarkedDict) and "id" in raw:
+            rule_id = str(raw["id"])
+            if rule_id in seen:
+                ctx.error(raw, "id", f"rules[{i}].id", f"rule id {rule_id!r} is already used at line {seen[rule_id]}")
+                duplicate = True
+            else:
+                seen[rule_id] = ctx.line(rules, i)
         rule = _rule(ctx, rules, i, pack, conditions, actions)
-        if rule is None:
-            continue
-        if rule.id in seen:
-            ctx.error(rules[i], "id", f"rules[{i}].id", f"rule id {rule.id!r} is already used at line {seen[rule.id]}")
-            continue
-        seen[rule.id] = rule.line
-        pack.rules.append(rule)
+        if rule is not None and not duplicate:
+            pack.rules.append(rule)
+    _check_templates(ctx, pack, doc)
     if errors:
         raise PackError(errors)
     return pack
@@ -221,6 +284,9 @@ def _rule(ctx: ParseContext, rules: MarkedList, i: int, pack: ast.Pack, conditio
         priority = 0
     when = conditions.parse(raw, "when", f"{path}.when")
     goal = conditions.parse(raw, "goal", f"{path}.goal") if "goal" in raw else None
+    if when is not None:  # the engine matches `when:`; a goal is evaluated by the host
+        for problem in engine_problems(when):
+            ctx.error(raw, "when", f"{path}.when", problem)
     then = actions.parse(raw, "then", f"{path}.then")
     limit = read_limit(ctx, raw, path)
     cooldown = read_duration(ctx, raw, "cooldown", f"{path}.cooldown") if "cooldown" in raw else None

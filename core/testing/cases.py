@@ -12,7 +12,7 @@ from typing import Any, Collection, Mapping
 
 from ..actions import ActionType
 from ..language import RuleError, ast
-from ..language.yamlmarks import DuplicateKey, MarkedDict, MarkedList, load_marked
+from ..language.yamlmarks import MAX_BYTES, MarkedDict, MarkedList, TooLarge, YamlProblem, load_marked
 from .given import Reader
 from .patterns import ActionPattern, plain, read_pattern
 from .shapes import CASE_KEYS, EXPECT_KEYS, OUTCOMES, Case, Expectation, Mark, TestFile
@@ -32,8 +32,10 @@ def read_test_file(file: Path, pack: ast.Pack, table: Mapping[str, ActionType],
 
     out = TestFile(str(file))
     try:
+        if file.stat().st_size > MAX_BYTES:
+            raise TooLarge(f"the file is over {MAX_BYTES / 1e6:g} MB; test files are read up to that", 1, 1)
         doc = load_marked(file.read_text(encoding="utf-8"))
-    except DuplicateKey as exc:
+    except YamlProblem as exc:
         out.errors.append(RuleError(str(file), exc.line, exc.column, "", str(exc)))
         return out
     except UnicodeDecodeError as exc:

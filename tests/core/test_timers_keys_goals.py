@@ -111,7 +111,7 @@ def test_cooldown_and_at_most_count_per_value(tmp_path):
         rules:
           - id: accepted
             when: {event: quote_accepted}
-            then: [{task: "계약서 {{ event.deal_id }}"}]
+            then: [{task: "계약서 {{ event.deal_id | default('없음', true) }}"}]  # a gap in a title is refused
             limit: at most 2 per 30d
             cooldown: 1h
             per: deal_id
@@ -120,7 +120,7 @@ def test_cooldown_and_at_most_count_per_value(tmp_path):
               ev("quote_accepted", 0.6, deal_id="D-2"),  # another deal: its own count
               ev("quote_accepted", 2, deal_id="D-1"), ev("quote_accepted", 4, deal_id="D-1"),  # 3rd: limit
               ev("quote_accepted", 5), ev("quote_accepted", 7)])  # without deal_id: one shared count
-    assert [a.title for a in actions(p, "accepted")] == ["계약서 D-1", "계약서 D-2", "계약서 D-1", "계약서 ", "계약서 "]
+    assert [a.title for a in actions(p, "accepted")] == ["계약서 D-1", "계약서 D-2", "계약서 D-1", "계약서 없음", "계약서 없음"]
     reasons = [d.reason for d in p.store.all_decisions() if d.outcome == "blocked"]
     assert len(reasons) == 2 and "cooldown 1h for deal_id 'D-1'" in reasons[0]
     assert "limit 'at most 2 per 30d' for deal_id 'D-1'" in reasons[1]
