@@ -144,12 +144,13 @@ def test_cmd(ctx: click.Context, paths: tuple[str, ...], keyword: str | None, ve
     settings = _settings(ctx)
     packs = _packs_or_exit(list(paths) or settings.rules, settings)
     table = plugins.action_types()
+    zone = _display_zone(settings, packs)
     started = time.perf_counter()
     results: list[testing.CaseResult] = []
     covered: list[testing.Coverage] = []
     say = (lambda *a, **k: None) if as_json else click.echo
     for pack in packs:
-        mine = testing.run_pack_tests(pack, table, _reloader(table), keyword, _test_sources())
+        mine = testing.run_pack_tests(pack, table, _reloader(table), keyword, _test_sources(), zone)
         if not mine:
             continue
         covered.append(testing.coverage(pack, mine))
@@ -340,14 +341,17 @@ def run(ctx: click.Context, rule_paths: tuple[str, ...], event_file: str, store_
 @click.argument("rule", required=False)
 @click.option("--store", "store_path", default=None, help="SQLite store (default from settings).")
 @click.option("--rules", "rule_paths", multiple=True, type=click.Path(exists=True))
+@click.option("--json", "as_json", is_flag=True, help="Print the answer as JSON (times ISO 8601 in the display zone).")
 @click.pass_context
-def explain(ctx: click.Context, lead: str, rule: str | None, store_path: str | None, rule_paths: tuple[str, ...]) -> None:
-    """Why a lead got what it got: its events, the rules that fired and why the others did not.
+def explain(ctx: click.Context, lead: str, rule: str | None, store_path: str | None, rule_paths: tuple[str, ...],
+            as_json: bool) -> None:
+    """Why a lead got what it got: its events, score, the rules that fired and why the others did not.
 
-    LEAD is an email, a CRM id, a lead id or a name; RULE narrows the answer to one rule.
+    LEAD is an email, a CRM id, a lead id or a name; RULE narrows the answer to one rule, written as every
+    output prints it (pack/rule) or as a bare rule id. An unknown lead or rule exits 1.
     """
 
-    from .explain import explain as explain_lead
+    from .explain import UnknownRule, as_json as explain_json, explain as explain_lead, find_rules, render
     from .pipeline import Pipeline
     from .store import open_store
 
@@ -355,23 +359,38 @@ def explain(ctx: click.Context, lead: str, rule: str | None, store_path: str | N
     path = store_path or settings.store
     if not Path(path).exists():
         _fail(f"{path}: no store here; run `crmrules run` or `crmrules serve` first, or pass --store")
-    store = open_store(path)
-    entity = store.find_entity(lead)
-    if entity is None:
-        _fail(f"no lead matches {lead!r} in {path}")
     packs = _packs_or_exit(list(rule_paths) or settings.rules, settings)
-    click.echo(explain_lead(Pipeline(store, packs), entity, rule))
+    keys = None
+    if rule:
+        try:
+            keys = find_rules(packs, rule)
+        except UnknownRule as exc:
+            _fail(str(exc))
+    store = open_store(path)
+    try:
+        entity = store.find_entity(lead)
+        if entity is None:
+            _fail(f"no lead matches {lead!r} in {path}")
+        answer = explain_lead(Pipeline(store, packs), entity, keys)
+    finally:
+        store.close()
+    zone = _display_zone(settings, packs)
+    click.echo(explain_json(answer, zone) if as_json else render(answer, zone))
 
 
 @cli.command()
 @click.option("--store", "store_path", default=None, help="Keep the demo's store here (default: a temporary file).")
-def demo(store_path: str | None) -> None:
-    """Replay the example data through the shipped packs and print the prioritised leads."""
+@click.pass_context
+def demo(ctx: click.Context, store_path: str | None) -> None:
+    """Replay the example data through the shipped packs and print the prioritised leads.
+
+    Nothing is pushed: what the demo decides stays in its store's outbox as `replayed` rows. Times are shown in
+    the deployment's `timezone:` if one is set, else in the packs' own zone (Asia/Seoul)."""
 
     from . import shipped
     from .demo import run_demo
 
-    run_demo(shipped.packs_folder(), shipped.demo_folder(), store_path)
+    run_demo(shipped.packs_folder(), shipped.demo_folder(), store_path, _settings(ctx).timezone)
 
 
 @cli.command()

@@ -105,7 +105,7 @@ def read_events(path: str | Path, errors: list[str] | None = None) -> Iterator[E
             for row in reader:
                 n = reader.line_num
                 if None in row:
-                    bad(n, f"{len(row[None])} more value(s) than the header has columns")  # type: ignore[index]
+                    bad(n, f"{len(row[None])} more value(s) than the header has columns")
                     continue
                 try:
                     yield event_from_dict(_csv_line(row, f"{path.name}:{n}"))
