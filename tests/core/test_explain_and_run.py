@@ -379,3 +379,32 @@ def test_a_replay_never_queues_live_pushes_unless_live(tmp_path):
         assert handled == 5 and store.outbox_counts() == {"dead": 5}  # claimed and pushed (to no registered target)
     finally:
         store.close()
+
+
+def test_the_event_file_page_examples_replay_as_documented(tmp_path):
+    """Finding: the event file format was undocumented. docs/event-files.md shows every field in JSONL and CSV;
+    both examples replay here without a rejected line, and name the same lead."""
+
+    import re
+    from pathlib import Path
+
+    page = (Path(__file__).parents[2] / "docs" / "event-files.md").read_text(encoding="utf-8")
+    jsonl = re.search(r"```json\n(.*?)```", page, re.S).group(1)
+    csv_text = re.search(r"```csv\n(.*?)```", page, re.S).group(1)
+    for field in ("id", "type", "at", "occurred_at", "lead", "deal", "subject", "related", "props", "properties",
+                  "source", "merged_ids"):
+        assert f'"{field}"' in jsonl, field
+    (tmp_path / "e.jsonl").write_text(jsonl, encoding="utf-8")
+    (tmp_path / "e.csv").write_text(csv_text, encoding="utf-8")
+    rules = tmp_path / "sales.yaml"
+    rules.write_text(textwrap.dedent(PACK), encoding="utf-8")
+    for name in ("e.jsonl", "e.csv"):
+        out = crmrules("run", "--rules", str(rules), "--events", str(tmp_path / name),
+                       "--store", str(tmp_path / f"{name}.sqlite"), "--json")
+        assert out.returncode == 0, out.stderr
+        assert json.loads(out.stdout)["events"]["rejected"] == 0
+        store = open_store(str(tmp_path / f"{name}.sqlite"))
+        try:
+            assert store.find_entity("kim@example.com") == store.find_entity("101")
+        finally:
+            store.close()
