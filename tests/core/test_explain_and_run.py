@@ -408,3 +408,36 @@ def test_the_event_file_page_examples_replay_as_documented(tmp_path):
             assert store.find_entity("kim@example.com") == store.find_entity("101")
         finally:
             store.close()
+
+
+def test_an_event_whose_evaluation_fails_is_set_aside_and_the_replay_goes_on(tmp_path):
+    """Finding (poisoned lines): one bad event stopped the whole replay and stayed pending, crashing every later
+    run on the store. An event that passes validation but fails to evaluate is now set aside as `rejected` with
+    its reason, and the others are replayed. No real event makes today's evaluator fail, so the evaluator is
+    made to fail on one event in process (the only mock here)."""
+
+    from crmrules import Pipeline
+    from crmrules.eventfile import event_from_dict
+    from crmrules.language.loader import load_rules
+
+    rules = tmp_path / "sales.yaml"
+    rules.write_text(textwrap.dedent(PACK), encoding="utf-8")
+    store = open_store(str(tmp_path / "s.sqlite"))
+    try:
+        pipeline = Pipeline(store, load_rules([str(rules)]))
+        real = pipeline.evaluator.on_event
+
+        def on_event(ctx, trigger, changed):
+            if trigger.id == "2":
+                raise RuntimeError("the evaluator broke on this one")
+            return real(ctx, trigger, changed)
+
+        pipeline.evaluator.on_event = on_event
+        stats = pipeline.replay([event_from_dict(e) for e in EVENTS])
+        assert stats.events == 3 and stats.rejected == 1
+        assert len(pipeline.rejected) == 1 and "the evaluator broke on this one" in pipeline.rejected[0]
+        assert store.inbox_counts() == {"done": 3, "rejected": 1}
+        assert store.pending(100) == []
+        assert [d.rule for d in store.all_decisions()] == ["hot-lead"]  # the signup's welcome never ran
+    finally:
+        store.close()
