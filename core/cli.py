@@ -171,7 +171,7 @@ def test_cmd(ctx: click.Context, paths: tuple[str, ...], keyword: str | None, ve
     if junit_path:
         testing.write_junit(junit_path, results, elapsed)
     if as_json:
-        click.echo(testing.as_json(results, covered, elapsed))
+        click.echo(testing.as_json(results, covered, elapsed, zone))
     n: Counter[str] = Counter(r.status for r in results)
     missing = sum(len(c.missing) for c in covered)
     if show_coverage:

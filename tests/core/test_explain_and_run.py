@@ -441,3 +441,51 @@ def test_an_event_whose_evaluation_fails_is_set_aside_and_the_replay_goes_on(tmp
         assert [d.rule for d in store.all_decisions()] == ["hot-lead"]  # the signup's welcome never ran
     finally:
         store.close()
+
+
+def test_pack_test_json_names_the_display_zone_like_explain_and_outbox(tmp_path):
+    """Finding (one display zone; --json consistent): `crmrules test` printed times in each case's own zone while
+    explain and outbox list used UTC. Now every command prints the display zone, and every `--json` names it."""
+
+    pack = tmp_path / "sales"
+    (pack / "tests").mkdir(parents=True)
+    (pack / "pack.yaml").write_text(textwrap.dedent(PACK), encoding="utf-8")
+    (pack / "tests" / "cases.yaml").write_text(textwrap.dedent("""
+        tests:
+          - name: a signup is welcomed
+            lead: {email: kim@example.com}
+            events: [{at: +0d, event: signup}]
+            expect: [{rule: welcome}]
+        """), encoding="utf-8")
+    seoul = json.loads(crmrules("test", "--json", str(pack)).stdout)
+    assert seoul["zone"] == "Asia/Seoul" and seoul["cases"][0]["trail"][0]["at"] == "2026-01-05T09:00:00+09:00"
+    config = tmp_path / "crmrules.yaml"
+    config.write_text(f"rules: [{pack}]\ntimezone: UTC\n", encoding="utf-8")
+    utc = crmrules("--config", str(config), "test", "--json")
+    assert utc.returncode == 0, utc.stderr
+    report = json.loads(utc.stdout)
+    assert report["zone"] == "UTC" and report["cases"][0]["trail"][0]["at"] == "2026-01-05T00:00:00+00:00"
+
+
+def test_explain_shows_when_a_message_cap_lets_the_next_message_go(tmp_path):
+    """Finding: holds appear nowhere in explain; for a message cap, when the next message may go."""
+
+    rules = tmp_path / "cap.yaml"
+    rules.write_text(textwrap.dedent("""
+        pack: cap
+        messages: {max_per_person: 1 per 7d, quiet_hours: {from: "21:00", to: "08:00", timezone: Asia/Seoul}}
+        rules:
+          - id: hello
+            when: {event: signup}
+            then: [{message: {subject: 안녕하세요, body: 반갑습니다}}]
+            limit: every time
+        """), encoding="utf-8")
+    write_events(tmp_path / "e.jsonl", [
+        {"id": "1", "type": "record_update", "at": "2026-03-02T09:00:00+09:00", "lead": KIM, "props": {"email_opt_in": True}},
+        {"id": "2", "type": "signup", "at": "2026-03-02T10:00:00+09:00", "lead": KIM},
+        {"id": "3", "type": "signup", "at": "2026-03-04T10:00:00+09:00", "lead": KIM}])
+    store = str(tmp_path / "s.sqlite")
+    assert crmrules("run", "--rules", str(rules), "--events", str(tmp_path / "e.jsonl"), "--store", store).returncode == 0
+    out = crmrules("explain", KIM, "cap/hello", "--store", store, "--rules", str(rules)).stdout
+    blocked = out.split("2026-03-04 10:00 KST  cap/hello: BLOCKED — message cap 1 per 7d reached", 1)[1]
+    assert blocked.splitlines()[1].strip() == "message cap: the next message may go from 2026-03-09 10:00 KST"
