@@ -104,11 +104,21 @@ def render_tree(node: dict[str, Any], lines: list[str], indent: str, matched: bo
                      + (f": {node['found']}" if node.get("found") else ""))
         return
     if kind == "segment":
+        inner = node["items"][0]
+        if inner["node"] in ("all", "any"):  # one header: `segment hot, any of:`, not a group inside a group
+            lines.append(f"{indent}{MARK[ok]} {prefix}segment {node['name']}, {inner['node']} of:")
+            _group_items(inner, lines, indent, matched, negated, ok)
+            return
         lines.append(f"{indent}{MARK[ok]} {prefix}segment {node['name']}:")
-        render_tree(node["items"][0], lines, indent + "    ", matched, negated)
+        render_tree(inner, lines, indent + "    ", matched, negated)
         return
-    lines.append(f"{indent}{MARK[ok]} {prefix}{'all' if kind == 'all' else 'any'} of:")
-    either = (kind == "any") != negated  # one part holding is enough: any, or `not all`
+    lines.append(f"{indent}{MARK[ok]} {prefix}{kind} of:")
+    _group_items(node, lines, indent, matched, negated, ok)
+
+
+def _group_items(node: dict[str, Any], lines: list[str], indent: str, matched: bool, negated: bool,
+                 ok: bool | None) -> None:
+    either = (node["node"] == "any") != negated  # one part holding is enough: any, or `not all`
     items = node["items"]
     shown = items
     if matched and either and ok is True:

@@ -144,7 +144,7 @@ def test_explain_never_prints_a_false_condition_under_a_fired_rule(replayed):
     assert "✗" not in fired
     assert "page_view" not in fired  # the alternative that did not hold is counted, not shown
     assert "(+1 other alternative(s), not needed)" in fired
-    assert "✓ all of:" in fired and "✓ segment hot:" in fired and "✓ any of:" in fired
+    assert "✓ all of:" in fired and "✓ segment hot, any of:" in fired
     assert "✓ count of demo_request within 30d ≥ 1: 1 of at least 1" in fired
 
 
