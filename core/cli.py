@@ -148,12 +148,13 @@ def test_cmd(ctx: click.Context, paths: tuple[str, ...], keyword: str | None, ve
     settings = _settings(ctx)
     packs = _packs_or_exit(list(paths) or settings.rules, settings)
     table = plugins.action_types()
+    zone = _display_zone(settings, packs)
     started = time.perf_counter()
     results: list[testing.CaseResult] = []
     covered: list[testing.Coverage] = []
     say = (lambda *a, **k: None) if as_json else click.echo
     for pack in packs:
-        mine = testing.run_pack_tests(pack, table, _reloader(table), keyword, _test_sources())
+        mine = testing.run_pack_tests(pack, table, _reloader(table), keyword, _test_sources(), zone)
         if not mine:
             continue
         covered.append(testing.coverage(pack, mine))
@@ -174,7 +175,7 @@ def test_cmd(ctx: click.Context, paths: tuple[str, ...], keyword: str | None, ve
     if junit_path:
         testing.write_junit(junit_path, results, elapsed)
     if as_json:
-        click.echo(testing.as_json(results, covered, elapsed))
+        click.echo(testing.as_json(results, covered, elapsed, zone))
     n: Counter[str] = Counter(r.status for r in results)
     missing = sum(len(c.missing) for c in covered)
     if show_coverage:
@@ -195,19 +196,75 @@ def test_cmd(ctx: click.Context, paths: tuple[str, ...], keyword: str | None, ve
         sys.exit(1)
 
 
-def _summary(pipeline: Any, errors: list[str], elapsed: float) -> None:
+def _display_zone(settings: Settings, packs: list[ast.Pack] | None = None) -> Any:
+    """The zone printed times are shown in (`timezone:`, else the packs' own zone, else UTC; core/times.py).
+
+    Commands that do not load packs (`outbox list`) read them here only when `timezone:` is unset."""
+
+    if settings.timezone or packs is not None:
+        return settings.display_zone(packs or [])
+    try:
+        return settings.display_zone(load_rules(settings.rules, settings))
+    except (PackError, FileNotFoundError, OSError):
+        return settings.display_zone([])
+
+
+def _summary(pipeline: Any, read: int, errors: list[str], elapsed: float, zone: Any, span: tuple[float, float] | None,
+             until: float | None, live: bool, store_path: str) -> dict[str, Any]:
+    """What `crmrules run` reports, as data: the text and `--json` are two views of it."""
+
+    from .times import iso
+
     stats = pipeline.stats
-    click.echo("")
-    click.echo(f"events: {stats.events} processed, {stats.duplicates} already seen, {len(errors)} rejected"
-               f" ({stats.events / elapsed if elapsed else 0:,.0f}/s)")
-    click.echo("decisions: " + (", ".join(f"{n} {k}" for k, n in sorted(stats.decisions.items())) or "none"))
-    click.echo("actions: " + (", ".join(f"{n} {k}" for k, n in sorted(stats.actions.items())) or "none"))
     leads = sorted(pipeline.store.entities("lead"), key=lambda e: -e[2].get("score", 0))[:10]
-    leads = [lead for lead in leads if lead[2].get("score", 0) > 0]
-    if leads:
+    return {
+        "store": store_path,
+        "live": live,
+        "outbox_status": "pending" if live else "replayed",
+        "zone": str(zone),
+        "first_event": iso(span[0], zone) if span else None,
+        "last_event": iso(span[1], zone) if span else None,
+        "until": iso(until, zone),
+        "events": {"read": read + len(errors), "processed": stats.events, "already_seen": stats.duplicates,
+                   "rejected": len(errors) + len(pipeline.rejected)},
+        "rejected": errors + pipeline.rejected,
+        "timers_fired": stats.timers,
+        "decisions": dict(sorted(stats.decisions.items())),
+        "actions": dict(sorted(stats.actions.items())),
+        "top_leads": [{"id": entity_id, "name": _name(state), "score": state.get("score", 0),
+                       "tags": state.get("tags", [])}
+                      for entity_id, _kind, state in leads if state.get("score", 0) > 0],
+        "seconds": round(elapsed, 3),
+    }
+
+
+def _print_summary(summary: dict[str, Any], zone: Any) -> None:
+    from .times import show
+
+    def at(text: str | None) -> str:
+        return show(dt.datetime.fromisoformat(text).timestamp(), zone) if text else "-"
+
+    events = summary["events"]
+    rate = events["processed"] / summary["seconds"] if summary["seconds"] else 0
+    click.echo("")
+    if summary["first_event"]:
+        span = f"event time {at(summary['first_event'])} → {at(summary['last_event'])}"
+        if summary["until"]:
+            span += f", clock moved on to {at(summary['until'])}"
+        click.echo(span)
+    click.echo(f"events: {events['processed']} processed, {events['already_seen']} already seen, "
+               f"{events['rejected']} rejected ({rate:,.0f}/s)")
+    click.echo("decisions: " + (", ".join(f"{n} {k}" for k, n in summary["decisions"].items()) or "none"))
+    click.echo("actions: " + (", ".join(f"{n} {k}" for k, n in summary["actions"].items()) or "none"))
+    if summary["actions"]:
+        if summary["live"]:
+            click.echo(f"  queued as pending in {summary['store']}: `crmrules serve` on this store pushes them (--live)")
+        else:
+            click.echo(f"  kept as `replayed` in {summary['store']}'s outbox: never pushed (--live queues them)")
+    if summary["top_leads"]:
         click.echo("top-scored leads:")
-        for entity_id, _kind, state in leads:
-            click.echo(f"  {state.get('score', 0):>6g}  {_name(state)}  {', '.join(state.get('tags', []))}")
+        for lead in summary["top_leads"]:
+            click.echo(f"  {lead['score']:>6g}  {lead['name']}  {', '.join(lead['tags'])}")
 
 
 def _name(state: dict[str, Any]) -> str:
@@ -219,36 +276,68 @@ def _name(state: dict[str, Any]) -> str:
 
 @cli.command()
 @click.option("--rules", "rule_paths", multiple=True, type=click.Path(exists=True), help="Pack folder or file (repeatable).")
-@click.option("--events", "event_file", required=True, type=click.Path(exists=True, dir_okay=False), help="Events as JSONL or CSV.")
+@click.option("--events", "event_file", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="Events as JSONL or CSV (docs/event-files.md).")
 @click.option("--store", "store_path", default=None, help="SQLite file to keep state in (default from settings).")
-@click.option("--until", default=None, help="Move the clock on to this ISO time at the end, firing waiting rules.")
+@click.option("--until", default=None,
+              help="Move the clock on to this time at the end, firing waiting rules: an ISO time, a date, now, "
+                   "today, tomorrow, or +3d (after the last event); a zone may follow (2026-03-05 Asia/Seoul).")
+@click.option("--live", is_flag=True,
+              help="Queue the decided actions as pending, for `crmrules serve` on this store to push. Without it "
+                   "they are kept as `replayed` outbox rows that nothing pushes.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.option("--matcher", type=click.Choice(["durable", "python"]), default="durable", show_default=True,
               help="Which matcher evaluates conditions.")
 @click.pass_context
 def run(ctx: click.Context, rule_paths: tuple[str, ...], event_file: str, store_path: str | None, until: str | None,
-        matcher: str) -> None:
-    """Replay events through the rules in event time, then summarise what was decided."""
+        live: bool, as_json: bool, matcher: str) -> None:
+    """Replay events through the rules in event time, then summarise what was decided.
+
+    A replay pushes nothing unless --live says so. Exits 1 if any line was rejected (each is listed with its
+    line number and why), 2 on a bad option."""
+
+    import json
 
     from .eventfile import read_events
     from .pipeline import Pipeline
     from .store import open_store
+    from .times import moment
 
     settings = _settings(ctx)
     packs = _packs_or_exit(list(rule_paths) or settings.rules, settings)
-    store = open_store(store_path or settings.store)
-    pipeline = Pipeline(store, packs, matcher=matcher)
+    zone = _display_zone(settings, packs)
     errors: list[str] = []
     started = time.perf_counter()
     events = list(read_events(event_file, errors))
-    until_ts = dt.datetime.fromisoformat(until.replace("Z", "+00:00")).timestamp() if until else None
-    with click.progressbar(length=len(events), label="replaying", file=sys.stderr,
-                           show_pos=True) as bar:
-        pipeline.replay(events, until=until_ts, progress=bar.update)
-    for line in errors[:20]:
+    span = (min(e.ts() for e in events), max(e.ts() for e in events)) if events else None
+    until_ts = None
+    if until is not None:
+        try:
+            until_ts = moment(until, zone, time.time(), offsets_from=span[1] if span else None)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--until") from None
+    path = store_path or settings.store
+    store = open_store(path)
+    pipeline = Pipeline(store, packs, matcher=matcher)
+    try:
+        with click.progressbar(length=len(events), label="replaying", file=sys.stderr, show_pos=True) as bar:
+            pipeline.replay(events, until=until_ts, progress=bar.update, live=live)
+        summary = _summary(pipeline, len(events), errors, time.perf_counter() - started, zone, span, until_ts, live,
+                           path)
+    finally:
+        store.close()
+    rejected = summary["rejected"]
+    for line in rejected[:20]:
         click.secho(line, fg="yellow", err=True)
-    if len(errors) > 20:
-        click.secho(f"... and {len(errors) - 20} more rejected lines", fg="yellow", err=True)
-    _summary(pipeline, errors, time.perf_counter() - started)
+    if len(rejected) > 20:
+        click.secho(f"... and {len(rejected) - 20} more rejected lines", fg="yellow", err=True)
+    if as_json:
+        click.echo(json.dumps(summary, ensure_ascii=False, indent=2))
+    else:
+        _print_summary(summary, zone)
+    if rejected:
+        click.secho(f"{len(rejected)} line(s) rejected: nothing of them was stored", fg="red", err=True)
+        sys.exit(1)
 
 
 @cli.command()
@@ -256,14 +345,17 @@ def run(ctx: click.Context, rule_paths: tuple[str, ...], event_file: str, store_
 @click.argument("rule", required=False)
 @click.option("--store", "store_path", default=None, help="SQLite store (default from settings).")
 @click.option("--rules", "rule_paths", multiple=True, type=click.Path(exists=True))
+@click.option("--json", "as_json", is_flag=True, help="Print the answer as JSON (times ISO 8601 in the display zone).")
 @click.pass_context
-def explain(ctx: click.Context, lead: str, rule: str | None, store_path: str | None, rule_paths: tuple[str, ...]) -> None:
-    """Why a lead got what it got: its events, the rules that fired and why the others did not.
+def explain(ctx: click.Context, lead: str, rule: str | None, store_path: str | None, rule_paths: tuple[str, ...],
+            as_json: bool) -> None:
+    """Why a lead got what it got: its events, score, the rules that fired and why the others did not.
 
-    LEAD is an email, a CRM id, a lead id or a name; RULE narrows the answer to one rule.
+    LEAD is an email, a CRM id, a lead id or a name; RULE narrows the answer to one rule, written as every
+    output prints it (pack/rule) or as a bare rule id. An unknown lead or rule exits 1.
     """
 
-    from .explain import explain as explain_lead
+    from .explain import UnknownRule, as_json as explain_json, explain as explain_lead, find_rules, render
     from .pipeline import Pipeline
     from .store import open_store
 
@@ -271,23 +363,38 @@ def explain(ctx: click.Context, lead: str, rule: str | None, store_path: str | N
     path = store_path or settings.store
     if not Path(path).exists():
         _fail(f"{path}: no store here; run `crmrules run` or `crmrules serve` first, or pass --store")
-    store = open_store(path)
-    entity = store.find_entity(lead)
-    if entity is None:
-        _fail(f"no lead matches {lead!r} in {path}")
     packs = _packs_or_exit(list(rule_paths) or settings.rules, settings)
-    click.echo(explain_lead(Pipeline(store, packs), entity, rule))
+    keys = None
+    if rule:
+        try:
+            keys = find_rules(packs, rule)
+        except UnknownRule as exc:
+            _fail(str(exc))
+    store = open_store(path)
+    try:
+        entity = store.find_entity(lead)
+        if entity is None:
+            _fail(f"no lead matches {lead!r} in {path}")
+        answer = explain_lead(Pipeline(store, packs), entity, keys)
+    finally:
+        store.close()
+    zone = _display_zone(settings, packs)
+    click.echo(explain_json(answer, zone) if as_json else render(answer, zone))
 
 
 @cli.command()
 @click.option("--store", "store_path", default=None, help="Keep the demo's store here (default: a temporary file).")
-def demo(store_path: str | None) -> None:
-    """Replay the example data through the shipped packs and print the prioritised leads."""
+@click.pass_context
+def demo(ctx: click.Context, store_path: str | None) -> None:
+    """Replay the example data through the shipped packs and print the prioritised leads.
+
+    Nothing is pushed: what the demo decides stays in its store's outbox as `replayed` rows. Times are shown in
+    the deployment's `timezone:` if one is set, else in the packs' own zone (Asia/Seoul)."""
 
     from . import shipped
     from .demo import run_demo
 
-    run_demo(shipped.packs_folder(), shipped.demo_folder(), store_path)
+    run_demo(shipped.packs_folder(), shipped.demo_folder(), store_path, _settings(ctx).timezone)
 
 
 @cli.command()
@@ -332,20 +439,35 @@ def _store(ctx: click.Context, store_path: str | None) -> Store:
 
 
 @outbox.command("list")
-@click.option("--status", type=click.Choice(["pending", "sending", "sent", "dead", "cancelled"]), default=None)
+@click.option("--status", type=click.Choice(["pending", "sending", "sent", "dead", "cancelled", "replayed"]),
+              default=None, help="Only rows of this status (replayed: decided by a replay, never pushed).")
 @click.option("--store", "store_path", default=None)
+@click.option("--json", "as_json", is_flag=True, help="Print the rows as JSON (with each action's fields).")
 @click.pass_context
-def outbox_list(ctx: click.Context, status: OutboxStatus | None, store_path: str | None) -> None:
-    """List outbox rows (dead letters with --status dead)."""
+def outbox_list(ctx: click.Context, status: OutboxStatus | None, store_path: str | None, as_json: bool) -> None:
+    """List outbox rows (dead letters with --status dead); times in the display zone."""
 
+    import json
+
+    from .times import iso, show
+
+    settings = _settings(ctx)
     store = _store(ctx, store_path)
+    zone = _display_zone(settings)
     rows = store.outbox_rows(status)
     counts = store.outbox_counts()
+    if as_json:
+        out = {"zone": str(zone), "counts": counts, "rows": [
+            {"key": r["key"], "status": r["status"], "action_type": r["action_type"], "rule": r["rule"],
+             "entity_id": r["entity_id"], "due_at": iso(r["due_at"], zone), "next_at": iso(r["next_at"], zone),
+             "attempts": r["attempts"], "last_error": r["last_error"], "sent_at": iso(r["sent_at"], zone),
+             "action": json.loads(r["body"]).get("action")} for r in rows]}
+        click.echo(json.dumps(out, ensure_ascii=False, indent=2))
+        return
     click.echo("  ".join(f"{k}: {v}" for k, v in sorted(counts.items())) or "the outbox is empty")
     for r in rows:
-        due = dt.datetime.fromtimestamp(r["due_at"], dt.timezone.utc).strftime("%Y-%m-%d %H:%M")
-        click.echo(f"{r['key'][:12]}  {r['status']:<9} {r['action_type']:<8} {r['rule']:<40} due {due}  "
-                   f"tries {r['attempts']}" + (f"  {r['last_error']}" if r["last_error"] else ""))
+        click.echo(f"{r['key'][:12]}  {r['status']:<9} {r['action_type']:<8} {r['rule']:<40} due {show(r['due_at'], zone)}"
+                   f"  tries {r['attempts']}" + (f"  {r['last_error']}" if r["last_error"] else ""))
 
 
 @outbox.command("retry")

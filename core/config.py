@@ -17,6 +17,7 @@ from . import shipped
 from .language.durations import parse_duration
 from .language.errors import VarsOrigin
 from .language.yamlmarks import MAX_BYTES, MarkedDict, YamlProblem, load_marked
+from .times import display_zone, zone_named
 
 DEFAULT_CONFIG = "crmrules.yaml"
 
@@ -84,6 +85,9 @@ class Settings(BaseModel):
     max_body_bytes: int = 1_000_000
     max_attempts: int = 8
     retention: Retention = Field(default_factory=Retention)
+    timezone: str | None = Field(None, description="the zone every printed time is shown in (explain, outbox list, "
+                                 "run, test, demo); unset: the one zone the packs name (Asia/Seoul for the shipped "
+                                 "packs), else UTC")
     _vars_file: str | None = PrivateAttr(default=None)
     _embedded: bool = PrivateAttr(default=False)
     _vars_marks: tuple[dict, dict] = PrivateAttr(default_factory=lambda: ({}, {}))
@@ -112,6 +116,18 @@ class Settings(BaseModel):
                         f"loaded targets: {', '.join(names) or 'none'} (is its plugin installed?)")
                 problems.append(f"{at}targets.{key}: no target {target!r} is loaded; {hint}")
         return problems
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str | None) -> str | None:
+        if value is not None:
+            zone_named(value)  # ValueError → a located settings error
+        return value
+
+    def display_zone(self, packs: Any = ()) -> Any:
+        """The zone printed times are shown in (core/times.py): `timezone`, else the packs' own, else UTC."""
+
+        return display_zone(self.timezone, packs)
 
     def vars_origin(self, complete: bool = True) -> VarsOrigin | None:
         """Where `vars:` was written, for errors in it; None for settings not read from a file."""

@@ -25,7 +25,6 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import click
 
@@ -35,8 +34,8 @@ from .eventfile import read_events
 from .language import PackError, ast
 from .language.loader import load_rules
 from .models import Decision, OutboxItem
+from .times import display_zone, zone_label
 
-SEOUL = ZoneInfo("Asia/Seoul")
 SETTLE = dt.timedelta(days=3)  # after the last event, so 24h/3d waits can end
 
 # Tag and segment names the table reads, with the packs' defaults; a deployment's overrides are read from the
@@ -74,8 +73,9 @@ class LeadRow:
 
 # ------------------------------------------------------------------ entry point
 
-def run_demo(rules_dir: Path, demo_dir: Path, store_path: str | None) -> None:
-    """Replay demo_dir/events.jsonl through the packs in rules_dir and print the prioritised leads."""
+def run_demo(rules_dir: Path, demo_dir: Path, store_path: str | None, timezone: str | None = None) -> None:
+    """Replay demo_dir/events.jsonl through the packs in rules_dir and print the prioritised leads; times in the
+    display zone (`timezone`, else the packs' own: Asia/Seoul for the shipped packs)."""
 
     events_file = Path(demo_dir) / "events.jsonl"
     if not events_file.is_file():
@@ -88,12 +88,13 @@ def run_demo(rules_dir: Path, demo_dir: Path, store_path: str | None) -> None:
     if not events:
         raise click.ClickException(f"{events_file}: no events to replay")
     until = max(e.occurred_at for e in events) + SETTLE
+    zone = display_zone(timezone, packs)
 
     if store_path is None:
         with tempfile.TemporaryDirectory(prefix="crmrules-demo-") as tmp:
-            _run(packs, events, until, str(Path(tmp) / "demo.sqlite"), events_file)
+            _run(packs, events, until, str(Path(tmp) / "demo.sqlite"), events_file, zone)
     else:
-        _run(packs, events, until, store_path, events_file)
+        _run(packs, events, until, store_path, events_file, zone)
 
 
 def _load_packs(rules_dir: Path) -> list[ast.Pack]:
@@ -119,7 +120,8 @@ def _load_packs(rules_dir: Path) -> list[ast.Pack]:
     return packs
 
 
-def _run(packs: list[ast.Pack], events: list[Any], until: dt.datetime, store_path: str, source: Path) -> None:
+def _run(packs: list[ast.Pack], events: list[Any], until: dt.datetime, store_path: str, source: Path,
+         zone: dt.tzinfo) -> None:
     from . import plugins
     from .clock import ManualClock
     from .pipeline import Pipeline
@@ -129,9 +131,9 @@ def _run(packs: list[ast.Pack], events: list[Any], until: dt.datetime, store_pat
     try:
         pipeline = Pipeline(store, packs, clock=ManualClock(until.timestamp()))
         stats = pipeline.replay(events, until=until.timestamp())
-        rows = _rows(pipeline, packs, until.timestamp())
-        first = min(e.occurred_at for e in events).astimezone(SEOUL)
-        _print(rows, packs, stats, len(events), source, first, until.astimezone(SEOUL))
+        rows = _rows(pipeline, packs, until.timestamp(), zone)
+        first = min(e.occurred_at for e in events).astimezone(zone)
+        _print(rows, packs, stats, len(events), source, first, until.astimezone(zone), zone)
     finally:
         store.close()
 
@@ -146,7 +148,7 @@ def _names(packs: list[ast.Pack]) -> dict[str, Any]:
     return out
 
 
-def _rows(pipeline: Any, packs: list[ast.Pack], until: float) -> list[LeadRow]:
+def _rows(pipeline: Any, packs: list[ast.Pack], until: float, zone: dt.tzinfo) -> list[LeadRow]:
     store = pipeline.store
     names = _names(packs)
     decisions: dict[str, list[Decision]] = defaultdict(list)
@@ -170,7 +172,7 @@ def _rows(pipeline: Any, packs: list[ast.Pack], until: float) -> list[LeadRow]:
                       score=state.score, tags=list(state.tags), segments=_segments(state, names), step="", tier=0)
         row.tier, row.step = _next_step(state, names)
         for d in decisions.get(entity_id, []):
-            row.lines += _describe(d, due_of, cancelled)
+            row.lines += _describe(d, due_of, cancelled, zone)
         row.lines = _without_noop_untags(sorted(row.lines, key=lambda line: line[0]))
         rows.append(row)
     rows.sort(key=lambda r: (r.tier, -r.score, r.name))
@@ -239,7 +241,7 @@ def _next_step(state: EntityState, names: dict[str, Any]) -> tuple[int, str]:
 
 
 def _describe(d: Decision, due_of: dict[tuple[str, str], list[tuple[float, str]]],
-              cancelled: set[tuple[str, str]]) -> list[tuple[float, str, str, str]]:
+              cancelled: set[tuple[str, str]], zone: dt.tzinfo) -> list[tuple[float, str, str, str]]:
     rule = f"{d.pack}/{d.rule}"
     if d.outcome == "blocked":
         # Limits, cooldowns and group losses are routine; consent and caps are worth seeing, and a goal when it
@@ -252,7 +254,7 @@ def _describe(d: Decision, due_of: dict[tuple[str, str], list[tuple[float, str]]
     for action in d.actions:
         due = due_of.get((d.id, action.model_dump_json()), [])
         due_at, status = due[0] if due else (d.at, "")
-        later = f" → {_t(due_at)} 발송" if due_at - d.at >= 60 and action.type in ("message", "webhook") else ""
+        later = f" → {_t(due_at, zone)} 발송" if due_at - d.at >= 60 and action.type in ("message", "webhook") else ""
         dropped = " (취소됨)" if status == "cancelled" else ""
         if action.type == "score":
             out.append((d.at, "점수", f"{action.points:+g}", rule))
@@ -264,7 +266,7 @@ def _describe(d: Decision, due_of: dict[tuple[str, str], list[tuple[float, str]]
         elif action.type == "task":
             extra = [action.owner.split("@")[0]] if action.owner else []
             if action.due_in:
-                extra.append(f"기한 {_t(d.at + action.due_in)}")
+                extra.append(f"기한 {_t(d.at + action.due_in, zone)}")
             mark = {"high": "‼ ", "medium": "", "low": "↓ "}.get(action.priority, "")
             out.append((d.at, "할일", f"{mark}{action.title}" + (f" ({', '.join(extra)})" if extra else ""), rule))
         elif action.type == "message":
@@ -281,8 +283,11 @@ def _describe(d: Decision, due_of: dict[tuple[str, str], list[tuple[float, str]]
 
 # ------------------------------------------------------------------ printing
 
-def _t(ts: float) -> str:
-    return dt.datetime.fromtimestamp(ts, SEOUL).strftime("%m-%d %H:%M")
+def _t(ts: float, zone: dt.tzinfo) -> str:
+    """`03-06 16:50 KST`: the demo's short form, with the zone like every printed time."""
+
+    moment = dt.datetime.fromtimestamp(ts, zone)
+    return f"{moment:%m-%d %H:%M} {zone_label(moment)}"
 
 
 def width(text: str) -> int:
@@ -297,13 +302,14 @@ def pad(text: str, columns: int) -> str:
 
 
 def _print(rows: list[LeadRow], packs: list[ast.Pack], stats: Any, n_events: int, source: Path,
-           first: dt.datetime, until: dt.datetime) -> None:
+           first: dt.datetime, until: dt.datetime, zone: dt.tzinfo) -> None:
     echo = click.echo
     rules = sum(len(p.rules) for p in packs)
     echo(click.style("crmrules demo", bold=True)
          + f" — {n_events} events of {len(rows)} leads replayed through {len(packs)} packs ({rules} rules)")
     echo(f"  events: {source}")
-    echo(f"  event time {first:%Y-%m-%d} → {until:%Y-%m-%d %H:%M} (Asia/Seoul; 3 days after the last event, so waits end)")
+    echo(f"  event time {first:%Y-%m-%d} → {until:%Y-%m-%d %H:%M} {zone_label(until)} ({zone}; 3 days after the last "
+         "event, so waits end)")
     decided = ", ".join(f"{n} {k}" for k, n in sorted(stats.decisions.items())) or "none"
     acted = ", ".join(f"{n} {k}" for k, n in sorted(stats.actions.items())) or "none"
     echo(f"  decisions: {decided}")
@@ -331,7 +337,7 @@ def _print(rows: list[LeadRow], packs: list[ast.Pack], stats: Any, n_events: int
         echo(render(cells, {"fg": "red", "bold": True} if row.step == CONTACT_NOW else None))
 
     echo("")
-    echo(click.style("리드별 조치 / what each lead got", bold=True) + "  (‼ high-priority task; times in Asia/Seoul)")
+    echo(click.style("리드별 조치 / what each lead got", bold=True) + f"  (‼ high-priority task; times in {zone})")
     for i, row in enumerate(rows, start=1):
         echo("")
         who = " · ".join(x for x in (row.company, row.email) if x)
@@ -339,7 +345,7 @@ def _print(rows: list[LeadRow], packs: list[ast.Pack], stats: Any, n_events: int
         if not row.lines:
             echo("   (no rule fired)")
         for when, kind, text, rule in row.lines:
-            echo(f"   {_t(when)}  {pad(kind, 6)} {text}  " + click.style(rule, dim=True))
+            echo(f"   {_t(when, zone)}  {pad(kind, 6)} {text}  " + click.style(rule, dim=True))
     echo("")
     echo("Why did a rule fire or not? Keep the store with `crmrules demo --store demo.sqlite`, then "
          "`crmrules explain <email> --store demo.sqlite`.")

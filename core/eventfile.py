@@ -1,9 +1,13 @@
-"""Reading event files for replays: JSON Lines or CSV, one event per line.
+"""Reading event files for replays (`crmrules run`, the demo): JSON Lines or CSV, one event per line.
 
-A JSONL line is an `Event` (`id`, `type`, `occurred_at`, `subject`, `properties`), or the short form with
-`lead`/`account`/`deal` giving the subject's ids, `at` for `occurred_at`, and `props` for `properties`.
-A CSV has columns id, type, occurred_at and email (or hubspot_id, salesforce_id, anonymous_id); other columns
-are properties. A bad line is reported with its number and skipped; it never stops the replay.
+The format is docs/event-files.md. Both forms take the same fields: `id` (default `<file name>:<line>`),
+`type`, `at` (or `occurred_at`: ISO 8601 with a zone), `source` (default `import`), who it is about (`lead`,
+`account` or `deal` with an email or a mapping of ids, or `subject: {kind, ids}`; in a CSV the id columns
+email, hubspot_id, salesforce_id, anonymous_id, user_id and an optional `kind`), `related` (JSONL only) and
+`props` (or `properties`; in a CSV every other column).
+
+Every line is validated as the inbox would hold it before anything is stored: a bad line is reported with its
+number and the reason and skipped, so it can neither stop the replay nor be stored to break a later one.
 """
 
 from __future__ import annotations
@@ -15,9 +19,13 @@ from typing import Any, Iterator
 
 from pydantic import ValidationError
 
-from .models import Event
+from .models import ENTITY_KINDS, Event
 
 ID_COLUMNS = ("email", "hubspot_id", "salesforce_id", "anonymous_id", "user_id")
+"""CSV columns that are ids of the record the line is about, not properties."""
+
+SHORT_NAMES = {"at": "occurred_at", "props": "properties"}
+"""The short field names of an event file and the `Event` fields they stand for."""
 
 
 class BadLine(Exception):
@@ -25,19 +33,31 @@ class BadLine(Exception):
         super().__init__(f"{file}:{line}: {reason}")
 
 
-def event_from_dict(data: dict[str, Any], default_source: str = "import") -> Event:
+def event_from_dict(data: dict[str, Any], default_source: str = "import", default_id: str | None = None) -> Event:
+    """One line's fields as an `Event`; ValueError (a sentence) or ValidationError when they are not one."""
+
     data = dict(data)
+    for short, full in SHORT_NAMES.items():
+        if short in data:
+            if full in data:
+                raise ValueError(f"give `{short}` or `{full}`, not both")
+            data[full] = data.pop(short)
+    named = [kind for kind in ENTITY_KINDS if kind in data]
+    if len(named) + ("subject" in data) > 1:
+        raise ValueError("name who the event is about once: one of `lead`, `account`, `deal` or `subject`")
+    if named:
+        kind = named[0]
+        ref = data.pop(kind)
+        if isinstance(ref, str):
+            ref = {"email": ref}
+        if not isinstance(ref, dict):
+            raise ValueError(f"`{kind}` is an email or a mapping of ids, e.g. {{email: kim@example.com}}")
+        data["subject"] = {"kind": kind, "ids": ref}
     if "subject" not in data:
-        for kind in ("lead", "account", "deal"):
-            if kind in data:
-                ref = data.pop(kind)
-                data["subject"] = {"kind": kind, "ids": ref if isinstance(ref, dict) else {"email": ref}}
-                break
-    if "at" in data and "occurred_at" not in data:
-        data["occurred_at"] = data.pop("at")
-    if "props" in data and "properties" not in data:
-        data["properties"] = data.pop("props")
+        raise ValueError("who is it about? give `lead: <email>` (or account/deal, or `subject: {kind, ids}`)")
     data.setdefault("source", default_source)
+    if default_id is not None and data.get("id") in (None, ""):
+        data["id"] = default_id
     return Event.model_validate(data)
 
 
@@ -47,6 +67,25 @@ def _explain(exc: ValidationError) -> str:
         loc = ".".join(str(p) for p in err["loc"]) or "event"
         parts.append(f"{loc}: {err['msg']}")
     return "; ".join(parts)
+
+
+def _csv_line(row: dict[str, Any], line_id: str) -> dict[str, Any]:
+    """A CSV row as the fields of a JSONL line: ids to the subject, named columns as they are, the rest props."""
+
+    row = {str(k).strip(): v.strip() for k, v in row.items() if k is not None and isinstance(v, str)}
+    ids = {k: row.pop(k) for k in ID_COLUMNS if k in row}
+    ids = {k: v for k, v in ids.items() if v}
+    kind = row.pop("kind", "") or "lead"
+    data: dict[str, Any] = {}
+    for name in ("id", "type", "at", "occurred_at", "source"):
+        if name in row:
+            value = row.pop(name)
+            if value:
+                data[name] = value
+    data.setdefault("id", line_id)
+    data["subject"] = {"kind": kind, "ids": ids}
+    data["properties"] = {k: v for k, v in row.items() if v not in ("", None)}
+    return data
 
 
 def read_events(path: str | Path, errors: list[str] | None = None) -> Iterator[Event]:
@@ -60,21 +99,20 @@ def read_events(path: str | Path, errors: list[str] | None = None) -> Iterator[E
             raise BadLine(name, line, reason)
         errors.append(f"{name}:{line}: {reason}")
 
-    with path.open(encoding="utf-8", newline="") as handle:
+    with path.open(encoding="utf-8-sig", newline="") as handle:
         if path.suffix.lower() == ".csv":
-            for n, row in enumerate(csv.DictReader(handle), start=2):
-                ids = {k: row.pop(k) for k in ID_COLUMNS if row.get(k)}
-                for k in ID_COLUMNS:
-                    row.pop(k, None)
-                kind = row.pop("kind", None) or "lead"
+            reader = csv.DictReader(handle)
+            for row in reader:
+                n = reader.line_num
+                if None in row:
+                    bad(n, f"{len(row[None])} more value(s) than the header has columns")
+                    continue
                 try:
-                    yield Event.model_validate({
-                        "id": row.pop("id", None) or f"{name}:{n}", "type": row.pop("type", None),
-                        "occurred_at": row.pop("occurred_at", None), "source": row.pop("source", None) or "import",
-                        "subject": {"kind": kind, "ids": ids}, "properties": {k: v for k, v in row.items() if v != ""},
-                    })
+                    yield event_from_dict(_csv_line(row, f"{path.name}:{n}"))
                 except ValidationError as exc:
                     bad(n, _explain(exc))
+                except ValueError as exc:
+                    bad(n, str(exc))
             return
         for n, text in enumerate(handle, start=1):
             text = text.strip()
@@ -85,10 +123,15 @@ def read_events(path: str | Path, errors: list[str] | None = None) -> Iterator[E
             except json.JSONDecodeError as exc:
                 bad(n, f"not JSON: {exc.msg} at column {exc.colno}")
                 continue
+            except RecursionError:
+                bad(n, "not JSON this parser can read: nested too deeply")
+                continue
             if not isinstance(data, dict):
                 bad(n, "each line is one JSON object")
                 continue
             try:
-                yield event_from_dict(data)
+                yield event_from_dict(data, default_id=f"{path.name}:{n}")
             except ValidationError as exc:
                 bad(n, _explain(exc))
+            except ValueError as exc:
+                bad(n, str(exc))

@@ -11,7 +11,7 @@ import hashlib
 import json
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 EntityKind = Literal["lead", "account", "deal"]
 ENTITY_KINDS: tuple[str, ...] = ("lead", "account", "deal")
@@ -43,7 +43,7 @@ class EntityRef(_Model):
     """Who an event is about, by whatever ids the source knows."""
 
     kind: EntityKind = "lead"
-    ids: dict[str, str] = Field(default_factory=dict)
+    ids: dict[str, str] = Field(default_factory=dict, validate_default=True)  # `{}` or no ids at all: refused
 
     @field_validator("ids")
     @classmethod
@@ -85,9 +85,15 @@ class Deal(Record):
     kind: Literal["deal"] = "deal"
 
 
+EARLIEST = dt.datetime(1970, 1, 2, tzinfo=dt.timezone.utc)
+LATEST = dt.datetime(9000, 1, 1, tzinfo=dt.timezone.utc)
+
+
 def _aware(value: dt.datetime) -> dt.datetime:
     if value.tzinfo is None or value.tzinfo.utcoffset(value) is None:
         raise ValueError("occurred_at needs a time zone (e.g. 2026-11-02T09:30:00+09:00 or ...Z)")
+    if not EARLIEST <= value < LATEST:  # waits and calendars run past the event: year 9999 + 3d is no date
+        raise ValueError(f"occurred_at {value.isoformat()} is outside the years 1970 to 9000")
     return value
 
 
@@ -107,6 +113,19 @@ class Event(_Model):
     properties: dict[str, Any] = Field(default_factory=dict)
 
     _check_tz = field_validator("occurred_at")(lambda cls, v: _aware(v))
+
+    @model_validator(mode="after")
+    def _merge_names_ids(self) -> "Event":
+        """A merge's `merged_ids` is read as an entity reference when evaluated: check it here, at the door,
+        so that a malformed one is refused instead of stored to fail every evaluation."""
+
+        if self.type == MERGE and "merged_ids" in self.properties:
+            try:
+                EntityRef(kind=self.subject.kind, ids=self.properties["merged_ids"])
+            except ValueError:  # pydantic's ValidationError is one
+                raise ValueError("properties.merged_ids names the merged record's ids: a mapping such as "
+                                 "{hubspot_id: '101'}") from None
+        return self
 
     def ts(self) -> float:
         return self.occurred_at.timestamp()

@@ -8,7 +8,9 @@ clock passes them: event time during a replay, wall-clock time when live.
 
 from __future__ import annotations
 
+import copy
 import logging
+import sqlite3
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -25,6 +27,8 @@ from .decide.trigger import Context, Trigger
 from .decide.trust import TrustPolicy
 from .language import ast
 from .models import MERGE, RECORD_UPDATE, Decision, EntityRef, Event
+
+from .store.protocols import StoreUnavailable
 
 if TYPE_CHECKING:
     from .store import DueTimer, PendingOrder, Store
@@ -61,6 +65,11 @@ class Pipeline:
         self._decisions: list[Any] = []
         self._items: list[Any] = []
         self._items_at: list[float] = []
+        self._items_replayed: list[bool] = []
+        # True while `replay` runs without `live`: what it decides is recorded as `replayed` (never pushed), and
+        # the timers it arms carry the mark, so that a sidecar firing them later pushes nothing either.
+        self.replaying = False
+        self.rejected: list[str] = []  # events a replay set aside, each with why
         self._identities = identity.IdentityCache()
         self._next_due: float | None = None
         self._next_due_known = False
@@ -134,7 +143,7 @@ class Pipeline:
     def _forget(self) -> None:
         self._cache.clear()
         self._dirty.clear()
-        self._decisions, self._items, self._items_at = [], [], []
+        self._decisions, self._items, self._items_at, self._items_replayed = [], [], [], []
         self._identities.known.clear()
         self._next_due_known = False
 
@@ -147,7 +156,7 @@ class Pipeline:
                           rule_key=row["rule_key"], leaf=row["leaf"], payload=row["payload"],
                           trust=self.trust.of_timer(row["payload"].get("event"), state.trusted))
         outcome = self.evaluator.on_timer(self._context(state), trigger)
-        self._save(state, outcome)
+        self._save(state, outcome, replayed=bool(row["payload"].get(REPLAY_MARK)))
 
     def _process(self, event: Event) -> None:
         ts = event.ts()
@@ -245,8 +254,12 @@ class Pipeline:
         if into is None:
             self.store.save_entity(into_id, dst.kind, dst.to_json())
 
-    def _save(self, state: EntityState, outcome: Outcome, fresh: bool = False) -> None:
+    def _save(self, state: EntityState, outcome: Outcome, fresh: bool = False, replayed: bool = False) -> None:
         now = time.time()
+        replayed = replayed or self.replaying
+        if replayed:
+            for timer in outcome.timers:
+                timer.payload[REPLAY_MARK] = True
         if fresh:  # written at once: identity resolution orders entities by when their rows were created
             self._dirty.pop(state.id, None)
             self.store.save_entity(state.id, state.kind, state.to_json())
@@ -263,6 +276,7 @@ class Pipeline:
             self._decisions += decisions
             self._items += outcome.outbox
             self._items_at += [now] * len(outcome.outbox)
+            self._items_replayed += [replayed] * len(outcome.outbox)
         for d in decisions:
             self.stats.decisions[d.outcome] = self.stats.decisions.get(d.outcome, 0) + 1
         for item in outcome.outbox:
@@ -289,28 +303,90 @@ class Pipeline:
             self.store.save_entities([(s.id, s.kind, s.to_json(), at) for s, at in self._dirty.values()])
             self._dirty.clear()
         if self._decisions or self._items:
-            decisions, items, items_at = self._decisions, self._items, self._items_at
-            self._decisions, self._items, self._items_at = [], [], []
-            self.store.record(decisions, items, items_at)
+            decisions, items, items_at, marks = self._decisions, self._items, self._items_at, self._items_replayed
+            self._decisions, self._items, self._items_at, self._items_replayed = [], [], [], []
+            self.store.record(decisions, items, items_at, marks if any(marks) else None)
 
     # ------------------------------------------------------------------ replay
 
     def replay(self, events: Iterable[Event], until: float | None = None,
-               progress: Callable[[int], None] | None = None) -> Stats:
-        """Accept and evaluate events in event-time order, firing timers as event time passes them."""
+               progress: Callable[[int], None] | None = None, live: bool = False) -> Stats:
+        """Accept and evaluate events in event-time order, firing timers as event time passes them.
 
-        batch: list[Event] = []
-        for event in events:
-            batch.append(event)
-            if len(batch) >= 1000:
-                self.ingest(batch)
-                batch = []
-        if batch:
-            self.ingest(batch)
-        self.process_pending(order="event_time", advance_timers=True, progress=progress)
-        if until is not None:
-            self.advance(until)
+        Without `live`, every action decided (now, or later by a timer the replay armed) is recorded as
+        `replayed`: kept to read, never pushed. Each chunk of events is accepted and evaluated in one
+        transaction, so a sidecar running on the same store never sees them pending and never evaluates them
+        as its own. An event whose evaluation fails is set aside (inbox `rejected`, reason in `self.rejected`)
+        and the replay goes on."""
+
+        ordered = sorted(events, key=lambda e: e.ts())  # stable: ties keep the file's order
+        before, self.replaying = self.replaying, not live
+        try:
+            for start in range(0, len(ordered), REPLAY_CHUNK):
+                chunk = ordered[start:start + REPLAY_CHUNK]
+                saved = copy.deepcopy(self.stats)
+                try:
+                    self._replay_chunk(chunk)
+                except (StoreUnavailable, sqlite3.OperationalError):
+                    raise
+                except Exception:
+                    if len(chunk) == 1:
+                        raise
+                    self.stats = saved  # the chunk was rolled back: count it again, one event at a time
+                    for event in chunk:
+                        self._replay_alone(event)
+                if progress:
+                    progress(len(chunk))
+            if until is not None:
+                self.advance(until)
+        finally:
+            self.replaying = before
         return self.stats
+
+    def _replay_chunk(self, chunk: list[Event]) -> None:
+        try:
+            with self.store.transaction():
+                accepted = self.ingest(chunk)
+                mine = {(e.source, e.id) for e, ok in zip(chunk, accepted) if ok}
+                if not mine:
+                    return
+                rows = [(seq, e) for seq, e in self.store.pending(self.store.inbox_depth(), "event_time")
+                        if (e.source, e.id) in mine]
+                for _seq, event in rows:
+                    self.advance(event.ts())
+                    self._process(event)
+                self._flush()
+                self.store.finish_many([seq for seq, _ in rows])
+        except BaseException:
+            self._forget()
+            raise
+
+    def _replay_alone(self, event: Event) -> None:
+        saved = copy.deepcopy(self.stats)
+        try:
+            self._replay_chunk([event])
+        except (StoreUnavailable, sqlite3.OperationalError):
+            raise
+        except Exception as exc:
+            self.stats = saved
+            reason = f"{type(exc).__name__}: {exc}"[:2000]
+            log.exception("event %s of %s cannot be evaluated; set aside as rejected in the inbox", event.id,
+                          event.source)
+            with self.store.transaction():
+                self.ingest([event])
+                for seq, pending in self.store.pending(self.store.inbox_depth(), "event_time"):
+                    if (pending.source, pending.id) == (event.source, event.id):
+                        self.store.finish(seq, "rejected", f"cannot be evaluated: {reason}")
+            self.stats.rejected += 1
+            self.rejected.append(f"event {event.id!r} ({event.type} at {event.occurred_at.isoformat()}) "
+                                 f"cannot be evaluated, set aside: {reason}")
+
+
+REPLAY_CHUNK = 200
+"""Events a replay accepts and evaluates per transaction (as many as the worker's batch)."""
+
+REPLAY_MARK = "replay"
+"""Key in a timer's payload: a replay armed it, so what it decides when due is recorded as replayed too."""
 
 
 def merge_into(dst: EntityState, src: EntityState) -> None:

@@ -83,8 +83,8 @@ def test_the_others_land_in_between(demo):
 def test_each_lead_shows_its_actions_with_rendered_subjects(demo):
     text = demo[0]
     yujin = section(text, "김유진")
-    assert "(광고) 김유진님, 맞춤 견적과 데모를 준비해 드릴까요? → 03-06 16:50 발송" in yujin
-    assert "빠른 대응: 김유진님께 바로 연락 (minsu.lee, 기한 03-05 11:32)" in yujin
+    assert "(광고) 김유진님, 맞춤 견적과 데모를 준비해 드릴까요? → 03-06 16:50 KST 발송" in yujin
+    assert "빠른 대응: 김유진님께 바로 연락 (minsu.lee, 기한 03-05 11:32 KST)" in yujin
     assert "김유진님 영업 연락 (점수 85)" in yujin
     assert "제안서 열람: 김유진님께 오늘 연락" in yujin
     minjae = section(text, "김민재")
@@ -93,7 +93,7 @@ def test_each_lead_shows_its_actions_with_rendered_subjects(demo):
     assert "김민재님 영업 연락 (점수 95)" in minjae
     # decided at 22:41, an advertising email in Korean waits for 08:00 (Network Act art. 50)
     jaehoon = section(text, "정재훈")
-    assert "(광고) 정재훈님, CRM 자동화 무료 가이드를 보내드립니다 → 03-09 08:00 발송" in jaehoon
+    assert "(광고) 정재훈님, CRM 자동화 무료 가이드를 보내드립니다 → 03-09 08:00 KST 발송" in jaehoon
     assert "nurture_track=retargeting" in jaehoon
     sua = section(text, "최수아")
     assert "최수아, shall we prepare a quote or a demo for you?" in sua
@@ -102,7 +102,7 @@ def test_each_lead_shows_its_actions_with_rendered_subjects(demo):
     assert "강하늘님, 계약서 서명을 기다리고 있습니다" in haneul          # opened 03-02, signed 03-04: reminder
     assert "[에스컬레이션] 강하늘님 문의 T-1077, 첫 답변 기한(1h) 초과" in haneul  # the timer names its ticket
     assert "반복 이슈 점검: 강하늘님 - login" in haneul
-    assert "강하늘님, 문의 처리에 만족하셨나요? → 03-13 16:00 발송" in haneul
+    assert "강하늘님, 문의 처리에 만족하셨나요? → 03-13 16:00 KST 발송" in haneul
     jihyun = section(text, "오지현")
     assert "업셀 제안 계획: 오지현님" in jihyun
     assert "견적 승인: 오지현 (미래에듀), 12,000,000원" in jihyun

@@ -45,7 +45,7 @@ class _StoreGauges(Collector):
             return
         yield GaugeMetricFamily("crmrules_inbox_depth", "Accepted events not yet evaluated.", value=depth)
         family = GaugeMetricFamily("crmrules_outbox_items", "Outbox rows by status.", labels=["status"])
-        for status in ("pending", "sending", "sent", "dead", "cancelled"):
+        for status in ("pending", "sending", "sent", "dead", "cancelled", "replayed"):
             family.add_metric([status], outbox.get(status, 0))
         yield family
         if next_timer is not None:

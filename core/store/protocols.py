@@ -37,13 +37,14 @@ pruned: done, payload removed by retention, kept as a dedup key only."""
 PendingOrder = Literal["arrival", "event_time"]
 """arrival: in accept order; event_time: by the event's `occurred_at`, ties in accept order (replays)."""
 
-OutboxStatus = Literal["pending", "sending", "sent", "dead", "cancelled"]
+OutboxStatus = Literal["pending", "sending", "sent", "dead", "cancelled", "replayed"]
 """pending: waits for its due time; sending: claimed by a dispatcher (lease); sent: pushed; dead: given up on
-(a dead letter, retried only by an operator); cancelled: a goal was reached or an operator dropped it."""
+(a dead letter, retried only by an operator); cancelled: a goal was reached or an operator dropped it;
+replayed: decided by a replay (`crmrules run` without `--live`), kept to read and never pushed."""
 
 PRUNE_KINDS = ("inbox_payloads", "inbox_keys", "decisions", "outbox")
 """inbox_payloads: evaluated events' payloads (the row stays as `pruned`, keeping its dedup key);
-inbox_keys: those rows themselves; decisions: decision records; outbox: sent and cancelled actions."""
+inbox_keys: those rows themselves; decisions: decision records; outbox: sent, cancelled and replayed actions."""
 
 
 class StoreUnavailable(Exception):
@@ -250,8 +251,12 @@ class DecisionStore(Protocol):
     """The audit trail of decisions, written together with the actions they queue."""
 
     def record(self, decisions: Sequence[Decision], items: Sequence[OutboxItem],
-               created_at: Sequence[float] | None = None) -> int:
+               created_at: Sequence[float] | None = None, replayed: Sequence[bool] | None = None) -> int:
         """Keep decisions and queue their actions as pending, in one write; returns how many outbox rows are new.
+
+        An item marked in `replayed` (a replay decided it, `crmrules run` without `--live`) is kept as a
+        `replayed` row instead: shown, cancelled by a goal like a pending one, pruned like a sent one, and never
+        claimed for pushing.
 
         Insert, never replace: a decision id or an idempotency key already stored keeps its row untouched (a
         sent action stays sent, a replay pushes nothing twice). `created_at` gives each item's decision time
@@ -271,8 +276,8 @@ class OutboxStore(Protocol):
     """Actions waiting to be pushed, by idempotency key: claims with a lease, retries, dead letters."""
 
     def cancel_pending(self, entity_id: str, rule_key: str, after: float) -> int:
-        """Cancel a rule's pending actions for an entity that are due after `after` (a goal was reached);
-        how many. Sending, sent and dead rows are left alone."""
+        """Cancel a rule's pending (and replayed) actions for an entity that are due after `after` (a goal was
+        reached); how many. Sending, sent and dead rows are left alone."""
         ...
 
     def claim_due(self, now: float, limit: int = 50, lease: float = 60.0,

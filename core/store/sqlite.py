@@ -66,7 +66,7 @@ CREATE INDEX IF NOT EXISTS decisions_entity ON decisions (entity_id, at);
 CREATE TABLE IF NOT EXISTS outbox (
   key TEXT PRIMARY KEY, decision_id TEXT NOT NULL, rule TEXT NOT NULL, entity_id TEXT NOT NULL,
   action_type TEXT NOT NULL, body TEXT NOT NULL, due_at REAL NOT NULL,
-  status TEXT NOT NULL DEFAULT 'pending',  -- pending | sending | sent | dead | cancelled
+  status TEXT NOT NULL DEFAULT 'pending',  -- pending | sending | sent | dead | cancelled | replayed (never pushed)
   attempts INTEGER NOT NULL DEFAULT 0, next_at REAL NOT NULL, last_error TEXT,
   created_at REAL NOT NULL, sent_at REAL, result TEXT,
   claimed_by TEXT  -- while 'sending': host:pid:token of the process pushing it
@@ -214,7 +214,13 @@ class SQLiteStore:
         rows = self._conn().execute(
             f"SELECT seq, payload FROM inbox WHERE status='pending' ORDER BY {sort} LIMIT ?", (limit,)
         ).fetchall()
-        return [(r["seq"], Event.model_validate_json(self.sealer.open(r["payload"]))) for r in rows]
+        out: list[tuple[int, Event]] = []
+        for r in rows:
+            try:
+                out.append((r["seq"], Event.model_validate_json(self.sealer.open(r["payload"]))))
+            except ValueError as exc:  # stored before validation refused it: set aside, never blocking the inbox
+                self.finish(r["seq"], "rejected", f"unreadable event: {exc}"[:2000])
+        return out
 
     def finish(self, seq: int, status: Literal["done", "rejected"] = "done", error: str | None = None) -> None:
         with self.transaction() as db:
@@ -398,13 +404,15 @@ class SQLiteStore:
     # ------------------------------------------------------------------ decisions and outbox
 
     def record(self, decisions: Sequence[Decision], items: Sequence[OutboxItem],
-               created_at: Sequence[float] | None = None) -> int:
+               created_at: Sequence[float] | None = None, replayed: Sequence[bool] | None = None) -> int:
         """Store decisions and queue their actions; returns how many outbox rows were new.
 
-        `created_at` gives each item's time of decision when a caller writes a batch of them at once."""
+        `created_at` gives each item's time of decision when a caller writes a batch of them at once; `replayed`
+        marks the items a replay decided, kept as `replayed` rows that no dispatcher claims."""
 
         now = time.time()
         created = created_at if created_at is not None else [now] * len(items)
+        marks = replayed if replayed is not None else [False] * len(items)
         with self.transaction() as db:
             db.executemany(
                 "INSERT OR IGNORE INTO decisions (id, rule, pack, rule_version, entity_id, entity_kind, trigger, at, "
@@ -414,10 +422,11 @@ class SQLiteStore:
             )
             cur = db.executemany(
                 "INSERT OR IGNORE INTO outbox (key, decision_id, rule, entity_id, action_type, body, due_at, "
-                "next_at, created_at) VALUES (?,?,?,?,?,?,?,?,?)",
+                "next_at, created_at, status) VALUES (?,?,?,?,?,?,?,?,?,?)",
                 [(item.idempotency_key, item.decision_id, item.rule, item.entity_id, item.action.type,
-                  self.sealer.seal(item.model_dump_json()), item.due_at, item.due_at, at)
-                 for item, at in zip(items, created)],
+                  self.sealer.seal(item.model_dump_json()), item.due_at, item.due_at, at,
+                  "replayed" if mark else "pending")
+                 for item, at, mark in zip(items, created, marks)],
             )
             return max(cur.rowcount, 0)  # executemany sums the rows each INSERT added
 
@@ -426,7 +435,7 @@ class SQLiteStore:
 
         with self.transaction() as db:
             cur = db.execute("UPDATE outbox SET status='cancelled', last_error='goal reached' WHERE entity_id=? AND "
-                             "rule=? AND status='pending' AND due_at > ?", (entity_id, rule_key, after))
+                             "rule=? AND status IN ('pending','replayed') AND due_at > ?", (entity_id, rule_key, after))
             return cur.rowcount
 
     def decisions_of(self, entity_id: str) -> list[Decision]:
@@ -533,7 +542,7 @@ class SQLiteStore:
              f"IN {_LIVE_OUTBOX}) ORDER BY at LIMIT ?",
              "DELETE FROM decisions WHERE rowid=?"),
         ]
-        for status in ("sent", "cancelled"):  # one status at a time, so each is a range of the (status, next_at) index
+        for status in ("sent", "cancelled", "replayed"):  # one status at a time, so each is a range of the (status, next_at) index
             steps.append(("outbox", retention.outbox,
                           f"SELECT key FROM outbox WHERE status='{status}' AND next_at < ?1 AND created_at < ?1 "
                           "ORDER BY next_at LIMIT ?2",
@@ -587,7 +596,7 @@ class SQLiteStore:
                 f"status IN {_LIVE_OUTBOX})", now - retention.decisions)
         if retention.outbox is not None:
             out.counts["outbox"] = count(
-                "SELECT count(*) FROM outbox WHERE status IN ('sent','cancelled') AND next_at < ?1 AND created_at < ?1",
+                "SELECT count(*) FROM outbox WHERE status IN ('sent','cancelled','replayed') AND next_at < ?1 AND created_at < ?1",
                 now - retention.outbox)
         return out
 

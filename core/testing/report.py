@@ -61,9 +61,13 @@ def counts(results: list[CaseResult]) -> dict[str, int]:
     return {status: sum(r.status == status for r in results) for status in ("passed", "failed", "error")}
 
 
-def as_json(results: list[CaseResult], covered: list[Coverage], seconds: float) -> str:
+def as_json(results: list[CaseResult], covered: list[Coverage], seconds: float, zone: Any = None) -> str:
+    """The results for scripts; times ISO 8601 in the display zone (`zone`, named as `explain --json` and
+    `outbox list --json` name it), else each case's own."""
+
     n = counts(results)
     report: dict[str, Any] = {
+        "zone": str(zone) if zone is not None else None,
         "summary": {"passed": n["passed"], "failed": n["failed"], "errors": n["error"], "seconds": round(seconds, 3)},
         "cases": [{
             "pack": r.pack, "file": r.file, "line": r.line, "name": r.name, "status": r.status,

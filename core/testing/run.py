@@ -84,7 +84,8 @@ def run_case(case: Case, packs: list[ast.Pack]) -> Run:
             events = build_events(case)
             last = max((e.occurred_at for e in events), default=case.start)
             until = when(last, case.until) if case.until is not None else None
-            pipeline.replay(events, until=until.timestamp() if until else None)
+            # live: a case stands for the deployment running live (its own store, that nobody serves)
+            pipeline.replay(events, until=until.timestamp() if until else None, live=True)
             decisions = store.all_decisions()
             items: dict[str, list[tuple[OutboxItem, str]]] = {}
             for row in store.outbox_rows(limit=1_000_000):

@@ -80,7 +80,10 @@ def check_pack_tests(pack: ast.Pack, table: Mapping[str, ActionType], reload: Re
 
 
 def run_pack_tests(pack: ast.Pack, table: Mapping[str, ActionType], reload: Reload | None = None,
-                   keyword: str | None = None, sources: Collection[str] | None = None) -> list[CaseResult]:
+                   keyword: str | None = None, sources: Collection[str] | None = None,
+                   zone: dt.tzinfo | None = None) -> list[CaseResult]:
+    """Run a pack's cases; times in what they print are in `zone` (the display zone), else each case's own."""
+
     results: list[CaseResult] = []
     for file in test_files(pack):
         read = read_test_file(file, pack, table, sources)
@@ -91,12 +94,13 @@ def run_pack_tests(pack: ast.Pack, table: Mapping[str, ActionType], reload: Relo
                 results.append(CaseResult(pack.name, str(file), name, line, "error", [str(e) for e in errors]))
         for case in read.cases:
             if keyword is None or keyword in case.name:
-                results.append(_run(case, pack, reload, dict(table)))
+                results.append(_run(case, pack, reload, dict(table), zone))
     return results
 
 
-def _run(case: Case, pack: ast.Pack, reload: Reload | None, table: dict[str, Any]) -> CaseResult:
-    result = CaseResult(pack.name, case.file, case.name, case.line, "passed", zone=case.start.tzinfo)
+def _run(case: Case, pack: ast.Pack, reload: Reload | None, table: dict[str, Any],
+         zone: dt.tzinfo | None = None) -> CaseResult:
+    result = CaseResult(pack.name, case.file, case.name, case.line, "passed", zone=zone or case.start.tzinfo)
     started = time.perf_counter()
     try:
         packs = [_with_vars(case, pack, reload)]
@@ -113,6 +117,6 @@ def _run(case: Case, pack: ast.Pack, reload: Reload | None, table: dict[str, Any
         result.seconds = time.perf_counter() - started
     result.trail = [(d, run.happened.get(d.id, [])) for d in run.decisions]
     result.exercised = exercised(run)
-    result.problems = problems(case, run)
+    result.problems = problems(case, run, result.zone)
     result.status = "failed" if result.problems else "passed"
     return result

@@ -8,6 +8,7 @@ import re
 from typing import Any
 
 from ..language.durations import parse_duration
+from ..times import show as show_time
 
 DEFAULT_START = "2026-01-05T09:00:00+09:00"  # a Monday, 09:00 in Seoul
 
@@ -51,13 +52,10 @@ def when(base: dt.datetime, value: Any) -> dt.datetime:
 
 
 def show(ts: float, zone: dt.tzinfo | None) -> str:
-    """`2026-01-06 08:00 +09:00`: minutes unless seconds matter, and always the zone."""
+    """`2026-01-06 08:00 KST` (or `+09:00` for a zone that is only an offset): as every printed time is shown
+    (core/times.py)."""
 
-    moment = dt.datetime.fromtimestamp(ts, zone or dt.timezone.utc)
-    offset = moment.strftime("%z")
-    zone_text = f"{offset[:3]}:{offset[3:]}" if offset else "UTC"
-    clock = "%Y-%m-%d %H:%M:%S" if moment.second or moment.microsecond else "%Y-%m-%d %H:%M"
-    return f"{moment.strftime(clock)} {zone_text}"
+    return show_time(ts, zone)
 
 
 def iso(ts: float, zone: dt.tzinfo | None) -> str:

@@ -20,8 +20,10 @@ def _got(decisions: list[Decision]) -> str:
         or "no decision at all"
 
 
-def problems(case: Case, run: Run) -> list[str]:
-    zone = case.start.tzinfo
+def problems(case: Case, run: Run, zone: dt.tzinfo | None = None) -> list[str]:
+    """Each expectation that did not hold, in a sentence; times in `zone` (default: the case's own)."""
+
+    zone = zone or case.start.tzinfo
     out: list[str] = []
     fired = [d for d in run.decisions if d.outcome in ("fired", "shadow")]
     if case.nothing and fired:

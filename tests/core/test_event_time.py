@@ -111,13 +111,14 @@ def test_cli_run_replays_a_jsonl_file(tmp_path):
     events.write_text("\n".join(json.dumps(x) for x in lines) + "\nnot json\n", encoding="utf-8")
     store = tmp_path / "s.sqlite"
     cmd = [sys.executable, "-m", "crmrules.cli", "run", "--rules", str(rules), "--events", str(events), "--store", str(store)]
-    out = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    out = subprocess.run(cmd, capture_output=True, text=True)
+    assert out.returncode == 1, out.stderr  # rejected lines: the replay says so in its exit status
     assert "events: 4 processed" in out.stdout, out.stdout
     assert "2 rejected" in out.stdout
     assert "events.jsonl:5: occurred_at" in out.stderr and "time zone" in out.stderr
     assert "events.jsonl:6: not JSON" in out.stderr
     assert "actions: 1 tag" in out.stdout
-    again = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    again = subprocess.run(cmd, capture_output=True, text=True)
     assert "events: 0 processed, 4 already seen" in again.stdout, again.stdout
     assert "actions: none" in again.stdout
 
@@ -133,7 +134,8 @@ def test_cli_run_reads_csv(tmp_path):
         "2,page_view,2026-03-04T09:00:00+09:00,a@x.com,/pricing,가격 안내\n"
         "3,page_view,not a time,a@x.com,/pricing,\n", encoding="utf-8")
     out = subprocess.run([sys.executable, "-m", "crmrules.cli", "run", "--rules", str(rules), "--events", str(csv_file),
-                          "--store", str(tmp_path / "s.sqlite")], capture_output=True, text=True, check=True)
+                          "--store", str(tmp_path / "s.sqlite")], capture_output=True, text=True)
+    assert out.returncode == 1, out.stderr
     assert "events: 2 processed" in out.stdout and "1 rejected" in out.stdout
     assert "events.csv:4: occurred_at" in out.stderr
     assert "actions: 1 tag" in out.stdout

@@ -133,7 +133,7 @@ events: [{{at: +1h, event: question}}]           # 10:00
                              ' held: true}}]}]')
     passes(tmp_path, day + 'expect: [{rule: answer, actions: [{message: {at: "+1h", held: false}}]}]')
     fails(tmp_path, night + 'expect: [{rule: answer, actions: [{message: {at: "+1d09:00"}}]}]',
-          "2026-01-06 08:00 +09:00")
+          "2026-01-06 08:00 KST")
     fails(tmp_path, night + "expect: [{rule: answer, actions: [{message: {held: false}}]}]", "held")
     fails(tmp_path, day + 'expect: [{rule: answer, actions: [{message: {held_until: "+1d08:00"}}]}]')
 
