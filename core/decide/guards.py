@@ -3,8 +3,10 @@
 They run after matching because they need history and time: groups (one winner per trigger), limits and
 cooldowns (per rule, or per `per:` value), and for messages consent, the pack's per-person cap, quiet hours and
 the Korean night-time ban on advertising. The evaluator records every stop as a `blocked` decision with the
-sentence as its reason, so `crmrules explain` can answer "why didn't this lead get it?". Trust (may this trigger
-write to a CRM at all) is trust.py's; shadow mode is the evaluator's (it decides, records, changes nothing).
+sentence as its reason, so `crmrules explain` can answer "why didn't this lead get it?". Consent is read again
+for actions that wait (`consent_refusal`, by the pipeline when consent changes and just before a push). Trust
+(may this trigger write to a CRM at all) is trust.py's; shadow mode is the evaluator's (it decides in its own
+ledger, records, changes nothing live).
 """
 
 from __future__ import annotations
