@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Callable, Collection, Iterable
 
 from . import identity, plugins
 from .clock import Clock
+from .decide import guards
 from .decide.compiler import Program, compile_packs
 from .decide.evaluator import Evaluator, Outcome
 from .decide.goals import GoalReached
@@ -26,7 +27,7 @@ from .decide.state import EntityState
 from .decide.trigger import Context, Trigger
 from .decide.trust import TrustPolicy
 from .language import ast
-from .models import MERGE, RECORD_UPDATE, Decision, EntityRef, Event
+from .models import MERGE, RECORD_UPDATE, Decision, EntityRef, Event, OutboxItem
 
 from .store.protocols import StoreUnavailable
 
@@ -73,6 +74,7 @@ class Pipeline:
         self._identities = identity.IdentityCache()
         self._next_due: float | None = None
         self._next_due_known = False
+        self._consent_merged: set[str] = set()  # entities a merge gave new consent fields, to re-check
         self.load(packs, matcher)
 
     def load(self, packs: list[ast.Pack], matcher: str = "durable") -> None:
@@ -146,6 +148,7 @@ class Pipeline:
         self._decisions, self._items, self._items_at, self._items_replayed = [], [], [], []
         self._identities.known.clear()
         self._next_due_known = False
+        self._consent_merged.clear()
 
     def _fire_timer(self, row: DueTimer) -> None:
         entity_id = self.store.resolve_alias(row["entity_id"])
@@ -155,8 +158,11 @@ class Pipeline:
         trigger = Trigger("timer", f"timer:{row['rule_key']}:{row['key']}:{row['due_at']:.3f}", row["due_at"],
                           rule_key=row["rule_key"], leaf=row["leaf"], payload=row["payload"],
                           trust=self.trust.of_timer(row["payload"].get("event"), state.trusted))
+        consent = guards.consent_fields(state.props)
         outcome = self.evaluator.on_timer(self._context(state), trigger)
         self._save(state, outcome, replayed=bool(row["payload"].get(REPLAY_MARK)))
+        if guards.consent_fields(state.props) != consent:  # a rule's `set:` changed it
+            self._withdraw(state, trigger.id, trigger.ts, event=False)
 
     def _process(self, event: Event) -> None:
         ts = event.ts()
@@ -168,6 +174,7 @@ class Pipeline:
             subject_id = placed.entity_id
         loaded = self._load(subject_id)
         state = loaded or EntityState(subject_id, event.subject.kind)
+        consent = guards.consent_fields(state.props)
         # The one verdict on this event (decide/trust.py): what it may change here, and what it may unlock.
         trust = self.trust.of_event(event.source, vouched=placed is not None and placed.vouched,
                                     entity_trusted=state.trusted)
@@ -209,6 +216,10 @@ class Pipeline:
         trigger = Trigger("event", event.id, now, event.type, event.properties, event_ts=ts, trust=trust)
         outcome = self.evaluator.on_event(self._context(state), trigger, changed)
         self._save(state, outcome, fresh=loaded is None)
+        merged = subject_id in self._consent_merged
+        if merged or (loaded is not None and guards.consent_fields(state.props) != consent):
+            self._consent_merged.discard(subject_id)
+            self._withdraw(state, event.id, now)
         self.stats.events += 1
 
     # ------------------------------------------------------------------ state
@@ -249,7 +260,10 @@ class Pipeline:
         dst = into or self._load(into_id)
         if src is None or dst is None:
             return
+        consent = guards.consent_fields(dst.props)
         merge_into(dst, src)
+        if guards.consent_fields(dst.props) != consent:
+            self._consent_merged.add(into_id)
         self._cache.pop(from_id, None)
         if into is None:
             self.store.save_entity(into_id, dst.kind, dst.to_json())
@@ -295,6 +309,50 @@ class Pipeline:
         for g in goals:
             removed[(g.entity_id, g.rule_key)] += self.store.cancel_pending(g.entity_id, g.rule_key, g.at)
         return [g.decision for g in goals if removed[(g.entity_id, g.rule_key)]]
+
+    # ------------------------------------------------------------------ consent of waiting actions
+
+    def _withdraw(self, state: EntityState, trigger_id: str, at: float, event: bool = True) -> None:
+        """The lead's consent changed: cancel the waiting actions (delayed, held by quiet hours) it now forbids,
+        with one blocked decision per rule saying so."""
+
+        self._flush()  # the actions decided so far in this batch must be in the outbox to be found
+        refused: dict[str, list[tuple[str, str]]] = {}
+        for item in self.store.waiting_of(state.id):
+            why = guards.consent_refusal(item.action, state.props)
+            if why:
+                refused.setdefault(item.rule, []).append((item.idempotency_key, why))
+        for rule_key, rows in refused.items():
+            cancelled = self.store.cancel_waiting([key for key, _ in rows], rows[0][1])
+            if not cancelled:
+                continue
+            reasons = "; ".join(dict.fromkeys(why for _, why in rows))
+            waiting = "1 waiting message" if cancelled == 1 else f"{cancelled} waiting messages"
+            self._decisions.append(self.evaluator.records.withheld_decision(
+                rule_key, self.program.by_key.get(rule_key), state, trigger_id, at,
+                f"{reasons}; {waiting} cancelled", "consent", event=event))
+            self.stats.decisions["blocked"] = self.stats.decisions.get("blocked", 0) + 1
+
+    def send_check(self, item: OutboxItem) -> str | None:
+        """The dispatcher's last look before it pushes a waiting action: why the lead's consent, as it is now,
+        forbids it (recorded as a blocked decision; the dispatcher cancels the action), or None.
+
+        Consent changes cancel what waits as they are evaluated (`_withdraw`); this catches what was not
+        waiting then: a dead letter retried by an operator, a claim released after a crash, an action queued
+        before crmrules re-checked consent. Call it on the thread that evaluates (the worker's)."""
+
+        if not guards.needs_consent(item.action):
+            return None
+        state = self._load(self.store.resolve_alias(item.entity_id))
+        if state is None:
+            return None
+        why = guards.consent_refusal(item.action, state.props)
+        if why:
+            decision = self.evaluator.records.withheld_decision(
+                item.rule, self.program.by_key.get(item.rule), state, f"send:{item.idempotency_key}",
+                self.clock.now(), f"{why}; withheld at send time", "send", event=False)
+            self.store.record([decision], [])
+        return why
 
     def _flush(self) -> None:
         """Write what `_save` held back; called inside the batch's transaction, before anything reads it."""

@@ -103,6 +103,8 @@ class ActionBuilder:
             if s is None:
                 return {}
             out = dict(s.props)
+            if not out.get("email") and s.identities.get("email"):
+                out["email"] = s.identities["email"]  # an email known only as the record's id (never a claim)
             out.update(id=s.id, tags=list(s.tags), score=s.score)
             out.setdefault("name", display_name(s.props))
             return out

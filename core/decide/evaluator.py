@@ -11,12 +11,14 @@ drives matching or calls back:
     candidates (at most `MAX_PASSES`, each rule at most once per trigger) → date timers.
 
 Only the evaluator writes to the entity's state, in three visible places: the score's decay and the anchors of
-silences at the start of `on_event`/`on_timer`, and a decision's changes in `_apply`. Nothing here touches the
+silences at the start of `on_event`/`on_timer`, and a decision's changes in `_count` (its limit's ledger; a
+shadow rule's own) and `_apply` (a live rule's actions). Nothing here touches the
 store: the pipeline loads state before and saves the `Outcome` after, in one transaction.
 """
 
 from __future__ import annotations
 
+from collections import ChainMap
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
@@ -32,6 +34,9 @@ from .timers import Timer
 from .trigger import Context, Trigger
 
 MAX_PASSES = 4
+SHADOW_LEDGER = "shadow:"
+"""Prefix of the counters a shadow rule's limit and cooldown count under in `EntityState.fired`: its own
+ledger, which no live rule reads, so turning a rule from shadow to enabled starts its live count afresh."""
 
 
 @dataclass
@@ -98,7 +103,7 @@ class Evaluator:
 
     def _run(self, ctx: Context, trigger: Trigger, candidates: list[CompiledRule], out: Outcome) -> None:
         done: set[str] = set()
-        groups_won: dict[str, str] = {}
+        groups_won = _Groups()
         # A timer's own rule sees the event that set the timer; other rules matched on it see no event.
         own = trigger.seen_by(trigger.rule_key or "") if trigger.kind == "timer" else trigger
         for _ in range(MAX_PASSES):
@@ -132,41 +137,55 @@ class Evaluator:
     # ------------------------------------------------------------------ one matched rule
 
     def _decide(self, cr: CompiledRule, ctx: Context, trigger: Trigger, snapshot: dict[str, Any],
-                groups_won: dict[str, str], out: Outcome) -> set[str]:
-        """Guards' verdict → actions → state changes → the decision record; returns the properties changed."""
+                groups_won: _Groups, out: Outcome) -> set[str]:
+        """Guards' verdict → actions → state changes → the decision record; returns the properties changed.
+
+        A shadow rule decides in its own ledger: it sees the group slots live rules took (it would have lost
+        to them live too) but takes none from them, and its limit and cooldown count its own shadow firings.
+        It changes nothing else and pushes nothing."""
 
         rule, state = cr.rule, ctx.subject
+        shadow = rule.mode == "shadow"
         facts = self.records.facts(cr, ctx, trigger, snapshot)
         counter, per_value = guards.limit_key(cr, ctx, trigger)
-        blocked = guards.rule_guard(cr, state, trigger.ts, groups_won, counter, per_value)
+        if shadow:
+            counter = SHADOW_LEDGER + counter
+        slots = groups_won.seen_by_shadow if shadow else groups_won.live
+        blocked = guards.rule_guard(cr, state, trigger.ts, slots, counter, per_value)
         if blocked:
             out.decisions.append(self.records.decision(cr, ctx, trigger, "blocked", blocked, facts, []))
             return set()
         if rule.group:
-            groups_won[rule.group] = rule.id
-        planned, notes = self._planned(cr, ctx, trigger)
-        if not planned and notes:
-            out.decisions.append(self.records.decision(cr, ctx, trigger, "blocked", "; ".join(notes), facts, []))
+            (groups_won.shadow if shadow else groups_won.live)[rule.group] = rule.id
+        planned, notes, stops = self._planned(cr, ctx, trigger)
+        if not planned and (notes or stops):
+            out.decisions.append(self.records.decision(cr, ctx, trigger, "blocked", "; ".join(notes + stops),
+                                                       facts, []))
             return set()
-        shadow = rule.mode == "shadow"  # decided and recorded like any other, but nothing changes or is pushed
         decision = self.records.decision(cr, ctx, trigger, "shadow" if shadow else "fired", "; ".join(notes),
                                          facts, [a for a, _ in planned])
         out.decisions.append(decision)
+        if stops:  # a guard stopped some of its messages: that stop is a blocked decision of its own
+            out.decisions.append(self.records.decision(cr, ctx, trigger, "blocked", "; ".join(stops), facts, [],
+                                                       kind="guard"))
+        self._count(cr, state, counter, trigger.ts)
         if shadow:
             return set()
-        changed = self._apply(cr, state, counter, planned, trigger.ts)
+        changed = self._apply(state, planned, trigger.ts)
         out.outbox += self.records.outbox_items(cr, state, trigger, decision, planned)
         return changed
 
     def _planned(self, cr: CompiledRule, ctx: Context,
-                 trigger: Trigger) -> tuple[list[tuple[Action, float]], list[str]]:
-        """The rule's actions that may be taken, each with when (trust first, then the message guards), and a
-        sentence for each one that may not."""
+                 trigger: Trigger) -> tuple[list[tuple[Action, float]], list[str], list[str]]:
+        """The rule's actions that may be taken, each with when (trust first, then the message guards); a
+        sentence for each one that could not be built or trust refused; and one for each a message guard
+        (consent, the cap) stopped."""
 
         pack = self._packs[cr.rule.pack]
         trust = trigger.trust
         planned: list[tuple[Action, float]] = []
         notes: list[str] = []
+        stops: list[str] = []
         for spec, built in self.actions.build(cr, ctx, trigger):
             if isinstance(built, str):
                 notes.append(built)
@@ -179,18 +198,21 @@ class Evaluator:
                 if action.type == "message":
                     due, why = guards.message_guard(action, ctx.subject, pack, due)
                     if why:
-                        notes.append(why)
+                        stops.append(why)
                         continue
                 planned.append((action, due))
-        return planned, notes
+        return planned, notes, stops
 
-    def _apply(self, cr: CompiledRule, state: EntityState, counter: str, planned: list[tuple[Action, float]],
-               now: float) -> set[str]:
-        """The one place a decision changes the entity: its limit counts this firing, `score`/`tag`/`untag`/`set`
-        apply (later rules see them), a message counts towards the per-person cap."""
+    def _count(self, cr: CompiledRule, state: EntityState, counter: str, now: float) -> None:
+        """The firing counts for the rule's limit and cooldown (a shadow rule's in its own ledger)."""
 
         limit = cr.rule.limit
         state.note_fired(counter, now, float(limit.per) if limit.per else None)
+
+    def _apply(self, state: EntityState, planned: list[tuple[Action, float]], now: float) -> set[str]:
+        """The one place a live decision changes the entity: `score`/`tag`/`untag`/`set` apply (later rules see
+        them), a message counts towards the per-person cap."""
+
         changed: set[str] = set()
         for action, _due in planned:
             if action.type in STATE_ACTIONS:
@@ -198,3 +220,17 @@ class Evaluator:
             if action.type == "message":
                 state.note_message(now)
         return changed
+
+
+@dataclass
+class _Groups:
+    """Which rule took each group's slot on this trigger: live rules' slots, and shadow rules' own."""
+
+    live: dict[str, str] = field(default_factory=dict)
+    shadow: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def seen_by_shadow(self) -> ChainMap[str, str]:
+        """A shadow rule loses to a live rule's slot and to another shadow rule's; it never fills a live one."""
+
+        return ChainMap(self.live, self.shadow)

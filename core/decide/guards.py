@@ -3,20 +3,22 @@
 They run after matching because they need history and time: groups (one winner per trigger), limits and
 cooldowns (per rule, or per `per:` value), and for messages consent, the pack's per-person cap, quiet hours and
 the Korean night-time ban on advertising. The evaluator records every stop as a `blocked` decision with the
-sentence as its reason, so `crmrules explain` can answer "why didn't this lead get it?". Trust (may this trigger
-write to a CRM at all) is trust.py's; shadow mode is the evaluator's (it decides, records, changes nothing).
+sentence as its reason, so `crmrules explain` can answer "why didn't this lead get it?". Consent is read again
+for actions that wait (`consent_refusal`, by the pipeline when consent changes and just before a push). Trust
+(may this trigger write to a CRM at all) is trust.py's; shadow mode is the evaluator's (it decides in its own
+ledger, records, changes nothing live).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-from typing import Any
+from typing import Any, Mapping
 
 from ..people import in_korea
 from ..language import ast
 from ..language.durations import format_duration
-from ..models import SendMessage
+from ..models import Action, SendMessage
 from .calendar import quiet_until
 from .compiler import CompiledRule
 from .state import EntityState
@@ -44,7 +46,7 @@ def limit_key(cr: CompiledRule, ctx: Context, trigger: Trigger) -> tuple[str, An
     return f"{cr.key}#{per.text}={text}", value
 
 
-def rule_guard(cr: CompiledRule, state: EntityState, now: float, groups_won: dict[str, str],
+def rule_guard(cr: CompiledRule, state: EntityState, now: float, groups_won: Mapping[str, str],
                counter: str | None = None, per_value: Any = None) -> str | None:
     """Why this rule may not act on this trigger (its group, limit or cooldown), or None."""
 
@@ -72,14 +74,9 @@ def message_guard(action: SendMessage, state: EntityState, pack: ast.Pack, due: 
     """(when the message may go, why it may not): consent, the per-person cap, quiet hours, the Korean night."""
 
     props = state.props
-    if action.channel in MESSAGE_CHANNELS_NEEDING_CONSENT:
-        if truthy(props.get("unsubscribed")) or truthy(props.get(f"{action.channel}_unsubscribed")):
-            return due, f"consent: lead unsubscribed, {action.channel} message not sent"
-        opt_in = truthy(props.get(f"{action.channel}_opt_in"))
-        if opt_in is False:
-            return due, f"consent: {action.channel}_opt_in is false, message not sent"
-        if action.advertising and opt_in is None:
-            return due, f"consent: {action.channel}_opt_in unknown, advertising message not sent"
+    refused = consent_refusal(action, props)
+    if refused:
+        return due, refused
     policy = pack.messages
     if policy.max_per_person is not None:
         assert policy.per is not None  # the parser reads the cap as "N per <duration>"
@@ -99,6 +96,38 @@ def message_guard(action: SendMessage, state: EntityState, pack: ast.Pack, due: 
         if until is not None:
             due = until
     return due, None
+
+
+def needs_consent(action: Action) -> bool:
+    """Whether consent decides if this action may go: a message on a channel that reaches the person."""
+
+    return isinstance(action, SendMessage) and action.channel in MESSAGE_CHANNELS_NEEDING_CONSENT
+
+
+def consent_refusal(action: Action, props: Mapping[str, Any]) -> str | None:
+    """Why the lead's consent (`props`, their current fields) forbids this action, or None.
+
+    Read when a rule decides, and again for an action that waited (a delay, a quiet-hours hold) when the
+    lead's consent changes and just before it is pushed (`Pipeline.send_check`): an opt-out always wins."""
+
+    if not isinstance(action, SendMessage) or action.channel not in MESSAGE_CHANNELS_NEEDING_CONSENT:
+        return None
+    channel = action.channel
+    if truthy(props.get("unsubscribed")) or truthy(props.get(f"{channel}_unsubscribed")):
+        return f"consent: lead unsubscribed, {channel} message not sent"
+    opt_in = truthy(props.get(f"{channel}_opt_in"))
+    if opt_in is False:
+        return f"consent: {channel}_opt_in is false, message not sent"
+    if action.advertising and opt_in is None:
+        return f"consent: {channel}_opt_in unknown, advertising message not sent"
+    return None
+
+
+def consent_fields(props: Mapping[str, Any]) -> dict[str, Any]:
+    """The fields consent reads, to tell whether an evaluation changed the lead's consent."""
+
+    return {k: v for k, v in props.items()
+            if k == "unsubscribed" or k.endswith("_unsubscribed") or k.endswith("_opt_in")}
 
 
 def truthy(value: Any) -> bool | None:

@@ -89,6 +89,21 @@ class Records:
     def goal_decision(self, cr: CompiledRule, ctx: Context, trigger: Trigger) -> Decision:
         return self.decision(cr, ctx, trigger, "blocked", GOAL_REASON, {}, [], kind="goal")
 
+    def withheld_decision(self, rule_key: str, cr: CompiledRule | None, state: EntityState, trigger_id: str,
+                          at: float, reason: str, kind: str, event: bool = True) -> Decision:
+        """The blocked decision of a rule whose waiting actions may no longer go (the lead's consent changed):
+        `kind` "consent" when the change cancelled them, "send" when the dispatcher's last check did. The rule
+        may have been removed since it decided (`cr` None): the record then names it by its key."""
+
+        pack, _, rule_id = rule_key.partition("/")
+        rule = cr.rule if cr is not None else None
+        return Decision(
+            id=stable_hash(kind, rule_key, state.id, trigger_id, length=24),
+            rule=rule.id if rule else rule_id, pack=rule.pack if rule else pack,
+            rule_version=rule.version if rule else "", entity_id=state.id, entity_kind=state.kind,
+            trigger=trigger_id, event_ids=[trigger_id] if event else [], at=at, outcome="blocked", reason=reason,
+        )
+
     # ------------------------------------------------------------------ outbox
 
     def outbox_items(self, cr: CompiledRule, state: EntityState, trigger: Trigger, decision: Decision,

@@ -12,6 +12,8 @@ Why it looks like this:
   bounds the cost.
 - Targets are looked up by name in the plugin registry and called with their plugin's context (options,
   folder, metrics, clock, logger), built once per dispatcher, not per push.
+- Consent is looked at once more just before a message goes (`send_check`, the pipeline's: it owns the lead's
+  state): an action the lead's opt-out now forbids is cancelled with the reason, never pushed.
 - Plugins receive the idempotency key, so a push retried after a crash (claimed, pushed, not yet marked) is
   applied once.
 - A claim names its process (host:pid:token). An action left `sending` by a process on this host that is gone
@@ -30,7 +32,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from ..api import Contexts, PushFailed, RetryLater
 from ..clock import Clock
@@ -44,6 +46,9 @@ log = logging.getLogger("crmrules.outbox")
 
 BASE_DELAY = 1.0
 MAX_DELAY = 15 * 60.0
+
+SendCheck = Callable[[OutboxItem], "str | None"]
+"""Why a claimed action may no longer go (e.g. the lead opted out since it was decided), or None."""
 
 
 def backoff(failures: int, rng: random.Random | None = None, base: float = BASE_DELAY,
@@ -60,7 +65,7 @@ class PushOutcome:
 
     key: str
     target: str | None
-    status: str  # sent | retry | dead
+    status: str  # sent | retry | dead | cancelled
     detail: str
     seconds: float = 0.0
     next_at: float | None = None
@@ -69,7 +74,7 @@ class PushOutcome:
 class Dispatcher:
     def __init__(self, store: OutboxStore, settings: Any, plugins: Registry | None = None, clock: Any = None, *,
                  metrics: Any = None, contexts: Contexts | None = None, rng: random.Random | None = None,
-                 batch: int = 50, lease: float = 60.0):
+                 batch: int = 50, lease: float = 60.0, send_check: SendCheck | None = None):
         from ..plugins import PluginContexts, get_registry
 
         self.store = store
@@ -82,6 +87,7 @@ class Dispatcher:
         self.rng = rng or random.Random()
         self.batch = batch
         self.lease = lease
+        self.send_check = send_check
         self.last: list[PushOutcome] = []
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
 
@@ -140,6 +146,9 @@ class Dispatcher:
         target = self.settings.target_for(kind, channel)
         if item.shadow:  # the core never queues shadow actions; should one slip through, it must not act
             return self._sent(item, target, "shadow: not pushed", 0.0)
+        withheld = self.send_check(item) if self.send_check is not None else None
+        if withheld:
+            return self._cancelled(item, target, withheld)
         if target is None:
             return self._dead(item, None, _unrouted(kind, channel, None), attempts, 0.0)
         found = self.plugins.targets.get(target)
@@ -195,6 +204,11 @@ class Dispatcher:
         log.error("dead letter %s (%s) after %d attempt(s): %s", item.idempotency_key[:12], item.rule,
                   attempts + 1, reason)
         return self._count(PushOutcome(item.idempotency_key, target, "dead", reason, seconds))
+
+    def _cancelled(self, item: OutboxItem, target: str | None, reason: str) -> PushOutcome:
+        self.store.mark_cancelled(item.idempotency_key, reason)
+        log.info("withheld %s (%s) at send time: %s", item.idempotency_key[:12], item.rule, reason)
+        return self._count(PushOutcome(item.idempotency_key, target, "cancelled", reason))
 
     def _count(self, outcome: PushOutcome) -> PushOutcome:
         if self.metrics is not None:

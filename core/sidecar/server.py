@@ -56,7 +56,8 @@ def serve(settings: Settings, packs: list[Any], host: str = "127.0.0.1", port: i
     metrics = Metrics(store)
     contexts = plugins.PluginContexts(registry, settings, metrics=metrics.registry, clock=clock)
     pipeline = Pipeline(store, packs, clock=clock)
-    dispatcher = Dispatcher(store, settings, registry, clock, metrics=metrics, contexts=contexts)
+    dispatcher = Dispatcher(store, settings, registry, clock, metrics=metrics, contexts=contexts,
+                            send_check=pipeline.send_check)  # the worker thread runs both
     runner = Worker(pipeline, dispatcher, clock, metrics=metrics, retention=settings.retention) if worker else None
 
     def ingest(events: list[Any]) -> list[bool]:

@@ -39,8 +39,9 @@ PendingOrder = Literal["arrival", "event_time"]
 
 OutboxStatus = Literal["pending", "sending", "sent", "dead", "cancelled", "replayed"]
 """pending: waits for its due time; sending: claimed by a dispatcher (lease); sent: pushed; dead: given up on
-(a dead letter, retried only by an operator); cancelled: a goal was reached or an operator dropped it;
-replayed: decided by a replay (`crmrules run` without `--live`), kept to read and never pushed."""
+(a dead letter, retried only by an operator); cancelled: a goal was reached, the lead's consent no longer allows
+it, or an operator dropped it; replayed: decided by a replay (`crmrules run` without `--live`), kept to read and
+never pushed."""
 
 PRUNE_KINDS = ("inbox_payloads", "inbox_keys", "decisions", "outbox")
 """inbox_payloads: evaluated events' payloads (the row stays as `pruned`, keeping its dedup key);
@@ -280,6 +281,15 @@ class OutboxStore(Protocol):
         reached); how many. Sending, sent and dead rows are left alone."""
         ...
 
+    def waiting_of(self, entity_id: str) -> list[OutboxItem]:
+        """This entity's pending actions (not yet claimed), by due time: what a change of its consent re-checks."""
+        ...
+
+    def cancel_waiting(self, keys: Sequence[str], reason: str) -> int:
+        """Cancel those of these actions that are still pending, with `reason` as their last error (the lead's
+        consent no longer allows them); how many. Sending, sent, dead and cancelled rows are left alone."""
+        ...
+
     def claim_due(self, now: float, limit: int = 50, lease: float = 60.0,
                   owner: str | None = None) -> list[tuple[OutboxItem, int]]:
         """Atomically take up to `limit` actions due at `now` (pending, or sending with an expired lease),
@@ -306,6 +316,11 @@ class OutboxStore(Protocol):
 
     def mark_dead(self, key: str, error: str) -> None:
         """The push cannot succeed: a dead letter (never claimed again by itself), one more attempt, `error` kept."""
+        ...
+
+    def mark_cancelled(self, key: str, reason: str) -> None:
+        """A claimed action may no longer go (its lead opted out since it was decided): cancelled before any
+        push, no attempt counted, `reason` kept as its last error."""
         ...
 
     def outbox_rows(self, status: OutboxStatus | None = None, limit: int = 1000) -> list[OutboxRow]:

@@ -438,6 +438,17 @@ class SQLiteStore:
                              "rule=? AND status IN ('pending','replayed') AND due_at > ?", (entity_id, rule_key, after))
             return cur.rowcount
 
+    def waiting_of(self, entity_id: str) -> list[OutboxItem]:
+        rows = self._conn().execute("SELECT body FROM outbox WHERE entity_id=? AND status='pending' "
+                                    "ORDER BY due_at, key", (entity_id,))
+        return [OutboxItem.model_validate_json(self.sealer.open(r["body"])) for r in rows]
+
+    def cancel_waiting(self, keys: Sequence[str], reason: str) -> int:
+        with self.transaction() as db:
+            cur = db.executemany("UPDATE outbox SET status='cancelled', last_error=? WHERE key=? "
+                                 "AND status='pending'", [(reason, key) for key in keys])
+            return max(cur.rowcount, 0)
+
     def decisions_of(self, entity_id: str) -> list[Decision]:
         rows = self._conn().execute("SELECT body FROM decisions WHERE entity_id=? ORDER BY at, rowid", (entity_id,))
         return [Decision.model_validate_json(self.sealer.open(r["body"])) for r in rows]
@@ -488,6 +499,10 @@ class SQLiteStore:
     def mark_dead(self, key: str, error: str) -> None:
         with self.transaction() as db:
             db.execute("UPDATE outbox SET status='dead', attempts=attempts+1, last_error=?, claimed_by=NULL WHERE key=?", (error, key))
+
+    def mark_cancelled(self, key: str, reason: str) -> None:
+        with self.transaction() as db:
+            db.execute("UPDATE outbox SET status='cancelled', last_error=?, claimed_by=NULL WHERE key=?", (reason, key))
 
     def outbox_rows(self, status: OutboxStatus | None = None, limit: int = 1000) -> list[OutboxRow]:
         sql = ("SELECT key, rule, entity_id, action_type, status, attempts, due_at, next_at, last_error, sent_at, body "

@@ -1,5 +1,6 @@
 """Outbox contract: idempotency keys (insert, never replace), claims and their lease, release of a dead
-process's claims, sent / retry / dead, an operator's retry and drop, a goal's cancel of delayed actions."""
+process's claims, sent / retry / dead, an operator's retry and drop, a goal's cancel of delayed actions, and
+the consent re-check's waiting actions and cancels."""
 
 from __future__ import annotations
 
@@ -157,3 +158,34 @@ def test_outbox_rows_by_creation_time_with_counts_per_status(store: Store):
         "attempts": 0, "due_at": T0 + HOUR, "next_at": T0 + HOUR, "last_error": None, "sent_at": None}
     assert first["body"] == item("a", "l_kim", due_at=T0 + HOUR).model_dump_json()
     assert store.outbox_counts() == {"pending": 2, "sending": 1, "sent": 1}
+
+
+def test_a_consent_change_finds_and_cancels_only_pending_actions(store: Store):
+    """The roles the consent re-check needs (issue 16, opt-out honoured at send time): an entity's waiting
+    (pending) actions by due time, and a cancel with a reason that leaves claimed, sent and dead rows alone."""
+
+    queue(store, item("later", "l_kim", due_at=T0 + 2 * HOUR), item("soon", "l_kim", due_at=T0 + HOUR),
+          item("sending", "l_kim", due_at=T0 - HOUR), item("dead", "l_kim", due_at=T0 + 3 * HOUR),
+          item("lee", "l_lee", due_at=T0 + HOUR))
+    store.claim_due(T0, owner="a")  # "sending" is being pushed
+    store.mark_dead("dead", "refused")
+    assert [i.idempotency_key for i in store.waiting_of("l_kim")] == ["soon", "later"]
+    assert store.cancel_waiting(["soon", "sending", "dead", "lee-not-a-key"], "consent: opted out") == 1
+    assert row(store, "soon")["status"] == "cancelled" and row(store, "soon")["last_error"] == "consent: opted out"
+    assert {k: row(store, k)["status"] for k in ("later", "sending", "dead", "lee")} == {
+        "later": "pending", "sending": "sending", "dead": "dead", "lee": "pending"}
+    assert [i.idempotency_key for i in store.waiting_of("l_kim")] == ["later"]
+
+
+def test_a_claimed_action_withheld_at_send_time_is_cancelled_without_an_attempt(store: Store):
+    """`mark_cancelled`: the dispatcher's last consent check refused a claimed action; it is never claimed
+    again, counts no attempt and keeps the reason."""
+
+    queue(store, item("k", "l_kim", due_at=T0))
+    [(claimed, _)] = store.claim_due(T0, owner="a")
+    store.mark_cancelled(claimed.idempotency_key, "consent: lead unsubscribed, email message not sent")
+    found = row(store, "k")
+    assert (found["status"], found["attempts"], found["last_error"]) == (
+        "cancelled", 0, "consent: lead unsubscribed, email message not sent")
+    assert store.claimants() == []
+    assert store.claim_due(T0 + 10 * HOUR, owner="b") == []
