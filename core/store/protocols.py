@@ -282,11 +282,11 @@ class OutboxStore(Protocol):
         ...
 
     def waiting_of(self, entity_id: str) -> list[OutboxItem]:
-        """This entity's pending actions (not yet claimed), by due time: what a change of its consent re-checks."""
+        """This entity's pending (and replayed) actions (not yet claimed), by due time: what a change of its consent re-checks."""
         ...
 
     def cancel_waiting(self, keys: Sequence[str], reason: str) -> int:
-        """Cancel those of these actions that are still pending, with `reason` as their last error (the lead's
+        """Cancel those of these actions that are still pending (or replayed), with `reason` as their last error (the lead's
         consent no longer allows them); how many. Sending, sent, dead and cancelled rows are left alone."""
         ...
 

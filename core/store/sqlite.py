@@ -439,14 +439,14 @@ class SQLiteStore:
             return cur.rowcount
 
     def waiting_of(self, entity_id: str) -> list[OutboxItem]:
-        rows = self._conn().execute("SELECT body FROM outbox WHERE entity_id=? AND status='pending' "
-                                    "ORDER BY due_at, key", (entity_id,))
+        rows = self._conn().execute("SELECT body FROM outbox WHERE entity_id=? AND "
+                                    "status IN ('pending','replayed') ORDER BY due_at, key", (entity_id,))
         return [OutboxItem.model_validate_json(self.sealer.open(r["body"])) for r in rows]
 
     def cancel_waiting(self, keys: Sequence[str], reason: str) -> int:
         with self.transaction() as db:
             cur = db.executemany("UPDATE outbox SET status='cancelled', last_error=? WHERE key=? "
-                                 "AND status='pending'", [(reason, key) for key in keys])
+                                 "AND status IN ('pending','replayed')", [(reason, key) for key in keys])
             return max(cur.rowcount, 0)
 
     def decisions_of(self, entity_id: str) -> list[Decision]:

@@ -123,7 +123,7 @@ def test_unsubscribing_cancels_a_delayed_message_with_a_decision(tmp_path):
     cancels it, with a blocked decision saying so; the task decided with it is not a message and still goes."""
 
     p = pipeline(tmp_path, DELAYED)
-    p.replay([ev("signup", 0, id="signup-1"), ev("record_update", 2, id="optout-1", unsubscribed=True)])
+    p.replay([ev("signup", 0, id="signup-1"), ev("record_update", 2, id="optout-1", unsubscribed=True)], live=True)
     [message] = outbox(p, "message")
     assert message["status"] == "cancelled"
     assert "unsubscribed" in message["last_error"]
@@ -138,7 +138,7 @@ def test_opting_out_cancels_a_message_held_by_quiet_hours(tmp_path):
     from 22:00 to 08:00 is cancelled when the lead sets `email_opt_in` false at 23:00."""
 
     p = pipeline(tmp_path, DELAYED)
-    p.replay([ev("question", 13), ev("record_update", 14, email_opt_in=False)])  # 22:00 and 23:00 in Seoul
+    p.replay([ev("question", 13), ev("record_update", 14, email_opt_in=False)], live=True)  # 22:00 and 23:00 in Seoul
     [held] = [r for r in outbox(p, "message") if r["rule"].endswith("/answer")]
     assert dt.datetime.fromtimestamp(held["due_at"], KST).hour == 8
     assert held["status"] == "cancelled"
@@ -148,12 +148,22 @@ def test_opting_out_cancels_a_message_held_by_quiet_hours(tmp_path):
     assert [r["status"] for r in outbox(p, "message") if r["rule"].endswith("/banner")] == ["pending"]
 
 
+def test_a_replay_cancels_its_replayed_messages_too(tmp_path):
+    """A replay (`crmrules run` without --live) keeps its actions as `replayed`: an opt-out in the same replay
+    cancels those too, so the replay shows what a live run would have sent."""
+
+    p = pipeline(tmp_path, DELAYED)
+    p.replay([ev("signup", 0, id="signup-1"), ev("record_update", 2, id="optout-1", unsubscribed=True)])
+    assert [r["status"] for r in outbox(p, "message")] == ["cancelled"]
+    assert [r["status"] for r in outbox(p, "task")] == ["replayed"]
+
+
 def test_consent_unchanged_cancels_nothing(tmp_path):
     """Finding "opt-out not honoured": only a change of consent cancels; another field change leaves the
     waiting message alone (and records nothing)."""
 
     p = pipeline(tmp_path, DELAYED)
-    p.replay([ev("signup", 0), ev("record_update", 2, company="에이스상사", email_opt_in=True)])
+    p.replay([ev("signup", 0), ev("record_update", 2, company="에이스상사", email_opt_in=True)], live=True)
     assert [r["status"] for r in outbox(p, "message")] == ["pending"]
     assert decisions(p, outcome="blocked") == []
 
