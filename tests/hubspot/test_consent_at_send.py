@@ -66,10 +66,10 @@ def test_a_retried_dead_letter_is_withheld_at_send_time(tmp_path, hubspot_server
     hubspot_state.add("contacts", {"email": "kim@example.com"})
     p = _pipeline(tmp_path)
     dispatcher = _dispatcher(p, hubspot_server)
-    p.replay([ev("question", 1)])
+    p.replay([ev("question", 1)], live=True)
     [row] = p.store.outbox_rows()
     p.store.mark_dead(row["key"], "HubSpot was down")
-    p.replay([ev("record_update", 2, unsubscribed=True)])
+    p.replay([ev("record_update", 2, unsubscribed=True)], live=True)
     assert p.store.retry_dead() == 1
 
     assert dispatcher.run_once(time.time() + 1) == 1  # retry_dead makes it due at wall-clock now
@@ -88,7 +88,7 @@ def test_a_delayed_message_goes_to_a_lead_who_did_not_opt_out(tmp_path, hubspot_
     hubspot_state.add("contacts", {"email": "kim@example.com"})
     p = _pipeline(tmp_path)
     dispatcher = _dispatcher(p, hubspot_server)
-    p.replay([ev("signup", 0), ev("record_update", 2, company="에이스상사")], until=T0.timestamp() + 25 * 3600)
+    p.replay([ev("signup", 0), ev("record_update", 2, company="에이스상사")], until=T0.timestamp() + 25 * 3600, live=True)
     assert dispatcher.run_once(T0.timestamp() + 23 * 3600) == 0  # not due yet
     assert dispatcher.run_once(T0.timestamp() + 25 * 3600) == 1
     assert _sent_to(hubspot_state) == ["kim@example.com"]
